@@ -1,0 +1,211 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::attribution::{Touch, attribute};
+use super::{InsertPacer, Job, PipelineConfig, PipelineError};
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::conversion::{Conversion, NewConversion};
+use crate::domain::AttributionMethod;
+use crate::metrics::PipelineMetrics;
+use crate::store::{CommissionRow, ConversionRow, Store, StoreError};
+
+/// How often an idle worker looks at the closing flag.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+pub(super) struct Worker {
+    pub receiver: Receiver<Job>,
+    pub closing: Arc<AtomicBool>,
+    pub pacer: Arc<InsertPacer>,
+    pub config: PipelineConfig,
+    pub store: Store,
+    pub catalog: Arc<Catalog>,
+    pub clock: Clock,
+    pub metrics: PipelineMetrics,
+}
+
+impl Worker {
+    /// Runs on its own OS thread with its own single-threaded runtime for the ClickHouse
+    /// client, so attribution and INSERTs never occupy the HTTP tier's threads.
+    pub fn run(self) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("building an attribution worker runtime");
+        while let Some(batch) = self.next_batch() {
+            runtime.block_on(self.process(batch));
+        }
+    }
+
+    /// Blocks for the first job, then gathers more until the batch is full or the INSERT
+    /// slot (and the short wait for company) has come. `None` once closing and drained.
+    fn next_batch(&self) -> Option<Vec<Job>> {
+        let first = loop {
+            match self.receiver.recv_timeout(IDLE_POLL) {
+                Ok(job) => break job,
+                Err(RecvTimeoutError::Timeout) if !self.closing.load(Ordering::Acquire) => {}
+                Err(_) => return None,
+            }
+        };
+        let now = Instant::now();
+        let start_at = self.pacer.reserve(now).max(now + self.config.batch_max_wait);
+        let mut batch = vec![first];
+        while batch.len() < self.config.batch_max_rows {
+            match self.receiver.recv_deadline(start_at) {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        self.metrics.queue_depth.set(self.receiver.len() as i64);
+        Some(batch)
+    }
+
+    async fn process(&self, batch: Vec<Job>) {
+        let started = Instant::now();
+        for job in &batch {
+            self.metrics
+                .queue_wait_seconds
+                .observe((started - job.enqueued_at).as_secs_f64());
+        }
+        let now = self.clock.now();
+        let mut attributed: Vec<(Job, Conversion)> = Vec::with_capacity(batch.len());
+        for job in batch {
+            match self.touch_for(&job.conversion).await {
+                Ok(touch) => {
+                    let conversion = attribute(&job.conversion, &touch, now);
+                    attributed.push((job, conversion));
+                }
+                Err(error) => self.fail(job, error),
+            }
+        }
+        if attributed.is_empty() {
+            return;
+        }
+        self.metrics.batch_rows.observe(attributed.len() as f64);
+
+        let conversions: Vec<ConversionRow> =
+            attributed.iter().map(|(_, c)| ConversionRow::from(c)).collect();
+        let commissions: Vec<CommissionRow> =
+            attributed.iter().map(|(_, c)| CommissionRow::from(c)).collect();
+        match self.write(&commissions, &conversions).await {
+            Ok(()) => {
+                for (job, conversion) in attributed {
+                    self.metrics
+                        .conversions_stored_total
+                        .with_label_values(&[conversion.status.as_str(), conversion.source.as_str()])
+                        .inc();
+                    // The requester may have gone; the conversion is stored either way.
+                    let _ = job.reply.send(Ok(Arc::new(conversion)));
+                }
+            }
+            Err(error) => {
+                let error = match error {
+                    StoreError::Unavailable(text) => PipelineError::StoreUnavailable(text),
+                    other => PipelineError::StoreRefused(other.to_string()),
+                };
+                tracing::error!(rows = attributed.len(), %error, "conversion batch not stored");
+                for (job, _) in attributed {
+                    self.fail(job, error.clone());
+                }
+            }
+        }
+    }
+
+    /// The click a conversion is credited to.
+    async fn touch_for(&self, conversion: &NewConversion) -> Result<Touch, PipelineError> {
+        let click = conversion
+            .click
+            .as_ref()
+            .ok_or(PipelineError::UnknownClick)?;
+        let resolved = self
+            .catalog
+            .resolve_link(click.link())
+            .await
+            .map_err(|error| PipelineError::StoreUnavailable(error.to_string()))?
+            .ok_or(PipelineError::UnknownClick)?;
+        if resolved.link.brand != conversion.brand {
+            return Err(PipelineError::ClickOfAnotherBrand);
+        }
+        Ok(Touch {
+            resolved,
+            click_id: click.as_str().to_owned(),
+            clicked_at: click.clicked_at(),
+            method: AttributionMethod::ClickId,
+        })
+    }
+
+    /// Commissions first: a conversion row is what dedup finds, so it must never exist
+    /// without its commission. A retry after a partial failure rewrites identical rows,
+    /// which ReplacingMergeTree collapses.
+    async fn write(
+        &self,
+        commissions: &[CommissionRow],
+        conversions: &[ConversionRow],
+    ) -> Result<(), StoreError> {
+        let deadline = Instant::now() + self.config.insert_retry_budget;
+        self.insert_until(deadline, "commissions", || {
+            self.store.insert_commissions(commissions)
+        })
+        .await?;
+        self.insert_until(deadline, "conversions", || {
+            self.store.insert_conversions(conversions)
+        })
+        .await
+    }
+
+    async fn insert_until<F, Fut>(
+        &self,
+        deadline: Instant,
+        table: &str,
+        mut attempt: F,
+    ) -> Result<(), StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), StoreError>>,
+    {
+        let mut delay = FIRST_RETRY_DELAY;
+        loop {
+            let started = Instant::now();
+            match attempt().await {
+                Ok(()) => {
+                    self.metrics
+                        .insert_seconds
+                        .with_label_values(&[table])
+                        .observe(started.elapsed().as_secs_f64());
+                    return Ok(());
+                }
+                Err(error) => {
+                    let kind = if error.is_retryable() { "retryable" } else { "refused" };
+                    self.metrics
+                        .insert_errors_total
+                        .with_label_values(&[table, kind])
+                        .inc();
+                    if !error.is_retryable() || Instant::now() + delay >= deadline {
+                        return Err(error);
+                    }
+                    tracing::warn!(table, %error, "clickhouse insert failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+    }
+
+    fn fail(&self, job: Job, error: PipelineError) {
+        let reason = match &error {
+            PipelineError::UnknownClick => "unknown_click",
+            PipelineError::ClickOfAnotherBrand => "click_of_another_brand",
+            PipelineError::StoreUnavailable(_) => "store_unavailable",
+            _ => "store_refused",
+        };
+        self.metrics
+            .conversions_failed_total
+            .with_label_values(&[reason])
+            .inc();
+        let _ = job.reply.send(Err(error));
+    }
+}

@@ -1,0 +1,295 @@
+//! Rows of the catalog tables, and reading the whole catalog at start.
+
+use clickhouse::{Row, RowOwned, RowRead, RowWrite};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+use crate::catalog::{Affiliate, ApiKey, Brand, Campaign, Link, Principal};
+use crate::commission::CommissionRules;
+use crate::conversion::version_at;
+use crate::domain::{AffiliateId, BrandId, CampaignId, Currency, LinkId};
+
+#[derive(Row, Serialize, Deserialize)]
+struct BrandRow {
+    brand_id: String,
+    name: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    created_at: OffsetDateTime,
+    version: u64,
+}
+
+#[derive(Row, Serialize, Deserialize)]
+struct AffiliateRow {
+    affiliate_id: String,
+    name: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    created_at: OffsetDateTime,
+    version: u64,
+}
+
+#[derive(Row, Serialize, Deserialize)]
+struct CampaignRow {
+    campaign_id: String,
+    brand_id: String,
+    name: String,
+    landing_url: String,
+    currency: String,
+    cookie_window_days: u16,
+    commission_rules: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    created_at: OffsetDateTime,
+    version: u64,
+}
+
+#[derive(Row, Serialize, Deserialize)]
+struct LinkRow {
+    link_id: String,
+    campaign_id: String,
+    affiliate_id: String,
+    brand_id: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    created_at: OffsetDateTime,
+    version: u64,
+}
+
+#[derive(Row, Serialize, Deserialize)]
+struct ApiKeyRow {
+    key_hash: String,
+    key_prefix: String,
+    brand_id: String,
+    affiliate_id: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    created_at: OffsetDateTime,
+    version: u64,
+}
+
+/// Everything in the catalog tables, latest versions.
+#[derive(Debug, Default)]
+pub struct CatalogSnapshot {
+    pub brands: Vec<Brand>,
+    pub affiliates: Vec<Affiliate>,
+    pub campaigns: Vec<Campaign>,
+    pub links: Vec<Link>,
+    pub api_keys: Vec<ApiKey>,
+}
+
+fn corrupt(table: &str, id: &str, column: &str) -> StoreError {
+    StoreError::Corrupt(format!("{table} row {id} has an unreadable {column}"))
+}
+
+impl TryFrom<BrandRow> for Brand {
+    type Error = StoreError;
+    fn try_from(row: BrandRow) -> Result<Self, StoreError> {
+        Ok(Brand {
+            id: BrandId::parse(&row.brand_id).map_err(|_| corrupt("brands", &row.brand_id, "id"))?,
+            name: row.name,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl TryFrom<AffiliateRow> for Affiliate {
+    type Error = StoreError;
+    fn try_from(row: AffiliateRow) -> Result<Self, StoreError> {
+        Ok(Affiliate {
+            id: AffiliateId::parse(&row.affiliate_id)
+                .map_err(|_| corrupt("affiliates", &row.affiliate_id, "id"))?,
+            name: row.name,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl TryFrom<CampaignRow> for Campaign {
+    type Error = StoreError;
+    fn try_from(row: CampaignRow) -> Result<Self, StoreError> {
+        let bad = |column| corrupt("campaigns", &row.campaign_id, column);
+        let currency: Currency = row.currency.parse().map_err(|_| bad("currency"))?;
+        let rules_json: serde_json::Value =
+            serde_json::from_str(&row.commission_rules).map_err(|_| bad("commission_rules"))?;
+        Ok(Campaign {
+            id: CampaignId::parse(&row.campaign_id).map_err(|_| bad("id"))?,
+            brand: BrandId::parse(&row.brand_id).map_err(|_| bad("brand_id"))?,
+            landing_url: row.landing_url.parse().map_err(|_| bad("landing_url"))?,
+            commission: CommissionRules::from_json(&rules_json, currency)
+                .map_err(|_| bad("commission_rules"))?,
+            currency,
+            cookie_window_days: row.cookie_window_days,
+            created_at: row.created_at,
+            name: row.name,
+        })
+    }
+}
+
+impl TryFrom<LinkRow> for Link {
+    type Error = StoreError;
+    fn try_from(row: LinkRow) -> Result<Self, StoreError> {
+        let bad = |column| corrupt("links", &row.link_id, column);
+        Ok(Link {
+            id: LinkId::parse(&row.link_id).map_err(|_| bad("id"))?,
+            campaign: CampaignId::parse(&row.campaign_id).map_err(|_| bad("campaign_id"))?,
+            affiliate: AffiliateId::parse(&row.affiliate_id).map_err(|_| bad("affiliate_id"))?,
+            brand: BrandId::parse(&row.brand_id).map_err(|_| bad("brand_id"))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+    fn try_from(row: ApiKeyRow) -> Result<Self, StoreError> {
+        let bad = |column| corrupt("api_keys", &row.key_prefix, column);
+        let principal = match (row.brand_id.as_str(), row.affiliate_id.as_str()) {
+            (brand, "") => Principal::Brand(BrandId::parse(brand).map_err(|_| bad("brand_id"))?),
+            ("", affiliate) => Principal::Affiliate(
+                AffiliateId::parse(affiliate).map_err(|_| bad("affiliate_id"))?,
+            ),
+            _ => return Err(bad("owner")),
+        };
+        Ok(ApiKey {
+            hash: row.key_hash,
+            prefix: row.key_prefix,
+            principal,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl Store {
+    pub async fn load_catalog(&self) -> Result<CatalogSnapshot, StoreError> {
+        Ok(CatalogSnapshot {
+            brands: self.load_all::<BrandRow, Brand>("brands").await?,
+            affiliates: self.load_all::<AffiliateRow, Affiliate>("affiliates").await?,
+            campaigns: self.load_all::<CampaignRow, Campaign>("campaigns").await?,
+            links: self.load_all::<LinkRow, Link>("links").await?,
+            api_keys: self.load_all::<ApiKeyRow, ApiKey>("api_keys").await?,
+        })
+    }
+
+    pub async fn insert_brand(&self, brand: &Brand) -> Result<(), StoreError> {
+        self.insert_one(
+            "brands",
+            &BrandRow {
+                brand_id: brand.id.to_string(),
+                name: brand.name.clone(),
+                created_at: brand.created_at,
+                version: version_at(brand.created_at),
+            },
+        )
+        .await
+    }
+
+    pub async fn insert_affiliate(&self, affiliate: &Affiliate) -> Result<(), StoreError> {
+        self.insert_one(
+            "affiliates",
+            &AffiliateRow {
+                affiliate_id: affiliate.id.to_string(),
+                name: affiliate.name.clone(),
+                created_at: affiliate.created_at,
+                version: version_at(affiliate.created_at),
+            },
+        )
+        .await
+    }
+
+    pub async fn insert_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        self.insert_one(
+            "campaigns",
+            &CampaignRow {
+                campaign_id: campaign.id.to_string(),
+                brand_id: campaign.brand.to_string(),
+                name: campaign.name.clone(),
+                landing_url: campaign.landing_url.to_string(),
+                currency: campaign.currency.to_string(),
+                cookie_window_days: campaign.cookie_window_days,
+                commission_rules: campaign.commission.to_json().to_string(),
+                created_at: campaign.created_at,
+                version: version_at(campaign.created_at),
+            },
+        )
+        .await
+    }
+
+    pub async fn insert_link(&self, link: &Link) -> Result<(), StoreError> {
+        self.insert_one(
+            "links",
+            &LinkRow {
+                link_id: link.id.to_string(),
+                campaign_id: link.campaign.to_string(),
+                affiliate_id: link.affiliate.to_string(),
+                brand_id: link.brand.to_string(),
+                created_at: link.created_at,
+                version: version_at(link.created_at),
+            },
+        )
+        .await
+    }
+
+    pub async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let (brand_id, affiliate_id) = match &key.principal {
+            Principal::Brand(brand) => (brand.to_string(), String::new()),
+            Principal::Affiliate(affiliate) => (String::new(), affiliate.to_string()),
+        };
+        self.insert_one(
+            "api_keys",
+            &ApiKeyRow {
+                key_hash: key.hash.clone(),
+                key_prefix: key.prefix.clone(),
+                brand_id,
+                affiliate_id,
+                created_at: key.created_at,
+                version: version_at(key.created_at),
+            },
+        )
+        .await
+    }
+
+    /// A link created on another node, looked up when this node has not seen it.
+    pub async fn find_link(&self, id: &LinkId) -> Result<Option<Link>, StoreError> {
+        self.find_one::<LinkRow, Link>("links", "link_id", id.as_str()).await
+    }
+
+    pub async fn find_campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
+        self.find_one::<CampaignRow, Campaign>("campaigns", "campaign_id", id.as_str())
+            .await
+    }
+
+    pub async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.find_one::<ApiKeyRow, ApiKey>("api_keys", "key_hash", hash).await
+    }
+
+    async fn load_all<R, T>(&self, table: &str) -> Result<Vec<T>, StoreError>
+    where
+        R: RowOwned + RowRead,
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let rows = self
+            .client
+            .query(&format!("SELECT ?fields FROM {table} FINAL"))
+            .fetch_all::<R>()
+            .await?;
+        rows.into_iter().map(T::try_from).collect()
+    }
+
+    async fn find_one<R, T>(&self, table: &str, column: &str, id: &str) -> Result<Option<T>, StoreError>
+    where
+        R: RowOwned + RowRead,
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let row = self
+            .client
+            .query(&format!("SELECT ?fields FROM {table} FINAL WHERE {column} = ?"))
+            .bind(id)
+            .fetch_optional::<R>()
+            .await?;
+        row.map(T::try_from).transpose()
+    }
+
+    async fn insert_one<R: RowOwned + RowWrite>(&self, table: &str, row: &R) -> Result<(), StoreError> {
+        let mut insert = self.client.insert::<R>(table).await?;
+        insert.write(row).await?;
+        insert.end().await?;
+        Ok(())
+    }
+}

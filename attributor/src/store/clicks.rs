@@ -1,0 +1,37 @@
+use clickhouse::Row;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+
+/// One click on a tracking link, as the clicks table keeps it.
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct ClickRow {
+    pub click_id: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub clicked_at: OffsetDateTime,
+    pub link_id: String,
+    pub campaign_id: String,
+    pub affiliate_id: String,
+    pub brand_id: String,
+    pub ip: String,
+    pub forwarded_for: String,
+    pub user_agent: String,
+    pub referer: String,
+    pub sub1: String,
+    pub sub2: String,
+    pub sub3: String,
+    pub sub4: String,
+    pub sub5: String,
+}
+
+impl Store {
+    pub async fn insert_clicks(&self, rows: &[ClickRow]) -> Result<(), StoreError> {
+        let mut insert = self.client.insert::<ClickRow>("clicks").await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+}

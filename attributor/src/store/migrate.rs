@@ -1,0 +1,115 @@
+//! Numbered migrations from `sql/`, compiled into the binary and applied in order at
+//! start and by `affilync migrate`. Every statement is idempotent (IF NOT EXISTS), and the
+//! applied numbers are recorded, so concurrent or repeated runs converge.
+
+use clickhouse::Row;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+
+pub struct Migration {
+    pub number: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        number: 1,
+        name: "catalog",
+        sql: include_str!("../../../sql/0001_catalog.sql"),
+    },
+    Migration {
+        number: 2,
+        name: "conversions",
+        sql: include_str!("../../../sql/0002_conversions.sql"),
+    },
+    Migration {
+        number: 3,
+        name: "commissions",
+        sql: include_str!("../../../sql/0003_commissions.sql"),
+    },
+    Migration {
+        number: 4,
+        name: "clicks",
+        sql: include_str!("../../../sql/0004_clicks.sql"),
+    },
+];
+
+const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    number     UInt32,
+    name       String,
+    applied_at DateTime
+) ENGINE = ReplacingMergeTree
+ORDER BY number";
+
+#[derive(Row, Deserialize)]
+struct Applied {
+    number: u32,
+}
+
+impl Migration {
+    /// The statements of the file, without comment lines; statements end with `;` at the
+    /// end of a line.
+    pub fn statements(&self) -> impl Iterator<Item = String> + '_ {
+        self.sql.split(";\n").filter_map(|chunk| {
+            let statement = chunk
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let statement = statement.trim().trim_end_matches(';').trim();
+            (!statement.is_empty()).then(|| statement.to_owned())
+        })
+    }
+}
+
+impl Store {
+    /// Applies the migrations not yet recorded; returns the numbers it applied.
+    pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        self.client.query(LEDGER).execute().await?;
+        let applied: Vec<u32> = self
+            .client
+            .query("SELECT DISTINCT number FROM schema_migrations")
+            .fetch_all::<Applied>()
+            .await?
+            .into_iter()
+            .map(|row| row.number)
+            .collect();
+        let mut newly_applied = Vec::new();
+        for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.number)) {
+            for statement in migration.statements() {
+                self.client.query(&statement).execute().await?;
+            }
+            self.client
+                .query("INSERT INTO schema_migrations (number, name, applied_at) VALUES (?, ?, ?)")
+                .bind(migration.number)
+                .bind(migration.name)
+                .bind(OffsetDateTime::now_utc().unix_timestamp())
+                .execute()
+                .await?;
+            tracing::info!(number = migration.number, name = migration.name, "migration applied");
+            newly_applied.push(migration.number);
+        }
+        Ok(newly_applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_split_into_statements() {
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.number as usize, i + 1);
+            let statements: Vec<_> = migration.statements().collect();
+            assert!(!statements.is_empty(), "{} has no statements", migration.name);
+            for statement in statements {
+                assert!(statement.starts_with("CREATE"), "{statement}");
+                assert!(statement.contains("IF NOT EXISTS"), "{statement}");
+            }
+        }
+    }
+}

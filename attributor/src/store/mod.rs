@@ -1,0 +1,134 @@
+//! ClickHouse access: connection and server-version detection, migrations, and the
+//! reads and writes of every table. ClickHouse is the authority for everything the
+//! service promises; the caches in front of it only make it faster.
+
+mod catalog;
+mod clicks;
+mod conversions;
+mod error;
+mod migrate;
+mod rows;
+
+use std::time::Duration;
+
+use clickhouse::Client;
+
+pub use catalog::CatalogSnapshot;
+pub use clicks::ClickRow;
+pub use conversions::{ListFilter, ListOwner, ListPage};
+pub use error::StoreError;
+pub use migrate::{MIGRATIONS, Migration};
+pub use rows::{CommissionRow, ConversionRow};
+
+/// Where the store lives.
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+}
+
+/// A handle on the service's database; cheap to clone (clones share the connection pool).
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    server_version: (u32, u32),
+    settings: StoreSettings,
+}
+
+/// The `clickhouse` crate validates rows against the server's schema with the
+/// RowBinaryWithNamesAndTypes format, which servers before 19.3 do not speak.
+const FIRST_VERSION_WITH_VALIDATION: (u32, u32) = (19, 3);
+
+impl Store {
+    /// Connects, creates the database if needed and detects the server version. Does not
+    /// migrate: call [`Store::migrate`].
+    pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {
+        if settings.database.is_empty()
+            || !settings
+                .database
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(StoreError::Refused(format!(
+                "database name {:?} must be letters, digits and underscores",
+                settings.database
+            )));
+        }
+        let server = Client::default()
+            .with_url(&settings.url)
+            .with_user(&settings.user)
+            .with_password(&settings.password);
+        let version: String = server.query("SELECT version()").fetch_one().await?;
+        let server_version = parse_version(&version);
+        server
+            .query(&format!("CREATE DATABASE IF NOT EXISTS {}", settings.database))
+            .execute()
+            .await?;
+        let client = server
+            .with_database(&settings.database)
+            .with_validation(server_version >= FIRST_VERSION_WITH_VALIDATION);
+        tracing::debug!(version, database = %settings.database, "connected to clickhouse");
+        Ok(Self {
+            client,
+            server_version,
+            settings: settings.clone(),
+        })
+    }
+
+    /// A store with its own connection pool, for a thread that drives its own runtime:
+    /// pooled connections belong to the runtime that opened them.
+    pub fn with_own_pool(&self) -> Self {
+        let client = Client::default()
+            .with_url(&self.settings.url)
+            .with_user(&self.settings.user)
+            .with_password(&self.settings.password)
+            .with_database(&self.settings.database)
+            .with_validation(self.server_version >= FIRST_VERSION_WITH_VALIDATION);
+        Self {
+            client,
+            server_version: self.server_version,
+            settings: self.settings.clone(),
+        }
+    }
+
+    pub fn server_version(&self) -> (u32, u32) {
+        self.server_version
+    }
+
+    pub fn database(&self) -> &str {
+        &self.settings.database
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Whether ClickHouse answers a trivial query within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
+        match tokio::time::timeout(timeout, self.client.query("SELECT 1").fetch_one::<u8>()).await
+        {
+            Ok(answer) => answer.map(drop).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
+        }
+    }
+}
+
+fn parse_version(text: &str) -> (u32, u32) {
+    let mut parts = text.split('.').map(|part| part.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_major_and_minor() {
+        assert_eq!(parse_version("18.16.1"), (18, 16));
+        assert!(parse_version("18.16.1") < FIRST_VERSION_WITH_VALIDATION);
+        assert!(parse_version("24.8.4.13") >= FIRST_VERSION_WITH_VALIDATION);
+        assert!(parse_version("19.3.0") >= FIRST_VERSION_WITH_VALIDATION);
+    }
+}
