@@ -143,7 +143,14 @@ fn write_clicks(
                 tracing::error!(rows = batch.len(), %error, "click batch dropped");
                 metrics
                     .insert_errors_total
-                    .with_label_values(&["clicks", if error.is_retryable() { "retryable" } else { "refused" }])
+                    .with_label_values(&[
+                        "clicks",
+                        if error.is_retryable() {
+                            "retryable"
+                        } else {
+                            "refused"
+                        },
+                    ])
                     .inc();
                 metrics
                     .clicks_total

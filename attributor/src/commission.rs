@@ -59,9 +59,10 @@ impl CommissionRules {
     ) -> Commission {
         let rule = self.rule(event);
         let (raw, currency) = match rule {
-            Some(CommissionRule::Percent(percent)) => {
-                (amount.value() * percent / Decimal::ONE_HUNDRED, amount.currency())
-            }
+            Some(CommissionRule::Percent(percent)) => (
+                amount.value() * percent / Decimal::ONE_HUNDRED,
+                amount.currency(),
+            ),
             Some(CommissionRule::Flat(sum)) => (sum, campaign_currency),
             None => (Decimal::ZERO, amount.currency()),
         };
@@ -86,9 +87,9 @@ impl CommissionRules {
         let mut rules = Self::default();
         for (event_name, rule) in object {
             let field = format!("commission.{event_name}");
-            let event: EventType = event_name
-                .parse()
-                .map_err(|e: crate::domain::KindError| error(field.clone(), &format!("event type {e}")))?;
+            let event: EventType = event_name.parse().map_err(|e: crate::domain::KindError| {
+                error(field.clone(), &format!("event type {e}"))
+            })?;
             let rule = Self::rule_from_json(rule, &field, campaign_currency)?;
             rules = rules.with_rule(event, rule);
         }
@@ -181,7 +182,8 @@ mod tests {
     }
 
     fn percent(p: &str) -> CommissionRules {
-        CommissionRules::default().with_rule(EventType::Sale, CommissionRule::Percent(p.parse().unwrap()))
+        CommissionRules::default()
+            .with_rule(EventType::Sale, CommissionRule::Percent(p.parse().unwrap()))
     }
 
     fn paid(rules: &CommissionRules, event: EventType, amount: Amount, campaign: &str) -> String {
@@ -191,27 +193,70 @@ mod tests {
 
     #[test]
     fn the_seed_example_ten_percent_of_99_99_is_10_00() {
-        assert_eq!(paid(&percent("10"), EventType::Sale, amount("99.99", "USD"), "USD"), "10.00");
+        assert_eq!(
+            paid(
+                &percent("10"),
+                EventType::Sale,
+                amount("99.99", "USD"),
+                "USD"
+            ),
+            "10.00"
+        );
     }
 
     #[test]
     fn percent_rounds_half_up_to_the_currency_minor_unit() {
         // 12.5% of 0.04 = 0.005 -> 0.01
-        assert_eq!(paid(&percent("12.5"), EventType::Sale, amount("0.04", "USD"), "USD"), "0.01");
+        assert_eq!(
+            paid(
+                &percent("12.5"),
+                EventType::Sale,
+                amount("0.04", "USD"),
+                "USD"
+            ),
+            "0.01"
+        );
         // 15% of 3 JPY = 0.45 -> 0; of 10 JPY = 1.5 -> 2
-        assert_eq!(paid(&percent("15"), EventType::Sale, amount("3", "JPY"), "USD"), "0");
-        assert_eq!(paid(&percent("15"), EventType::Sale, amount("10", "JPY"), "USD"), "2");
+        assert_eq!(
+            paid(&percent("15"), EventType::Sale, amount("3", "JPY"), "USD"),
+            "0"
+        );
+        assert_eq!(
+            paid(&percent("15"), EventType::Sale, amount("10", "JPY"), "USD"),
+            "2"
+        );
         // 7% of 1.235 BHD = 0.08645 -> 0.086; of 1.5 BHD = 0.105
-        assert_eq!(paid(&percent("7"), EventType::Sale, amount("1.235", "BHD"), "USD"), "0.086");
-        assert_eq!(paid(&percent("7"), EventType::Sale, amount("1.5", "BHD"), "USD"), "0.105");
+        assert_eq!(
+            paid(
+                &percent("7"),
+                EventType::Sale,
+                amount("1.235", "BHD"),
+                "USD"
+            ),
+            "0.086"
+        );
+        assert_eq!(
+            paid(&percent("7"), EventType::Sale, amount("1.5", "BHD"), "USD"),
+            "0.105"
+        );
         // 33.333% of 100 USD = 33.333 -> 33.33
-        assert_eq!(paid(&percent("33.333"), EventType::Sale, amount("100", "USD"), "USD"), "33.33");
+        assert_eq!(
+            paid(
+                &percent("33.333"),
+                EventType::Sale,
+                amount("100", "USD"),
+                "USD"
+            ),
+            "33.33"
+        );
     }
 
     #[test]
     fn flat_rules_pay_in_the_campaign_currency() {
-        let rules = CommissionRules::default()
-            .with_rule(EventType::Lead, CommissionRule::Flat("2.5".parse().unwrap()));
+        let rules = CommissionRules::default().with_rule(
+            EventType::Lead,
+            CommissionRule::Flat("2.5".parse().unwrap()),
+        );
         let commission = rules.commission(EventType::Lead, amount("1000", "JPY"), currency("EUR"));
         assert_eq!(commission.currency, currency("EUR"));
         assert_eq!(commission.currency.format(commission.amount), "2.50");
@@ -219,29 +264,59 @@ mod tests {
 
     #[test]
     fn events_without_a_rule_earn_zero() {
-        assert_eq!(paid(&percent("10"), EventType::Trial, amount("50", "USD"), "USD"), "0.00");
+        assert_eq!(
+            paid(&percent("10"), EventType::Trial, amount("50", "USD"), "USD"),
+            "0.00"
+        );
     }
 
     #[test]
     fn rules_are_read_from_json_and_written_back() {
         let json = json!({"sale": {"percent": "10"}, "lead": {"flat": 2.5}});
         let rules = CommissionRules::from_json(&json, currency("USD")).unwrap();
-        assert_eq!(rules.rule(EventType::Sale), Some(CommissionRule::Percent(10.into())));
-        assert_eq!(rules.to_json(), json!({"sale": {"percent": "10"}, "lead": {"flat": "2.5"}}));
-        assert_eq!(CommissionRules::from_json(&rules.to_json(), currency("USD")), Ok(rules));
+        assert_eq!(
+            rules.rule(EventType::Sale),
+            Some(CommissionRule::Percent(10.into()))
+        );
+        assert_eq!(
+            rules.to_json(),
+            json!({"sale": {"percent": "10"}, "lead": {"flat": "2.5"}})
+        );
+        assert_eq!(
+            CommissionRules::from_json(&rules.to_json(), currency("USD")),
+            Ok(rules)
+        );
     }
 
     #[test]
     fn bad_rules_name_their_field() {
         let usd = currency("USD");
         let field = |json: Value| CommissionRules::from_json(&json, usd).unwrap_err().field;
-        assert_eq!(field(json!({"sale": {"percent": "101"}})), "commission.sale.percent");
-        assert_eq!(field(json!({"sale": {"percent": "-1"}})), "commission.sale.percent");
-        assert_eq!(field(json!({"lead": {"flat": "-2"}})), "commission.lead.flat");
-        assert_eq!(field(json!({"lead": {"flat": "2.555"}})), "commission.lead.flat");
-        assert_eq!(field(json!({"lead": {"bonus": "2"}})), "commission.lead.bonus");
+        assert_eq!(
+            field(json!({"sale": {"percent": "101"}})),
+            "commission.sale.percent"
+        );
+        assert_eq!(
+            field(json!({"sale": {"percent": "-1"}})),
+            "commission.sale.percent"
+        );
+        assert_eq!(
+            field(json!({"lead": {"flat": "-2"}})),
+            "commission.lead.flat"
+        );
+        assert_eq!(
+            field(json!({"lead": {"flat": "2.555"}})),
+            "commission.lead.flat"
+        );
+        assert_eq!(
+            field(json!({"lead": {"bonus": "2"}})),
+            "commission.lead.bonus"
+        );
         assert_eq!(field(json!({"refund": {"flat": "2"}})), "commission.refund");
-        assert_eq!(field(json!({"sale": {"percent": "1", "flat": "2"}})), "commission.sale");
+        assert_eq!(
+            field(json!({"sale": {"percent": "1", "flat": "2"}})),
+            "commission.sale"
+        );
         assert_eq!(field(json!(["sale"])), "commission");
     }
 }

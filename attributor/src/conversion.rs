@@ -80,10 +80,12 @@ impl Conversion {
         next.updated_at = now;
         next.status = status;
         note.clone_into(&mut next.note);
-        if status != Status::Rejected {
-            next.status_reason.clear();
-        } else if next.status_reason.is_empty() {
-            next.status_reason = "rejected by brand".into();
+        if status == Status::Rejected {
+            // A rejected conversion earns nothing; the rule stays recorded beside it.
+            next.commission_amount = Decimal::ZERO;
+            if next.status_reason.is_empty() {
+                next.status_reason = "rejected by the brand".into();
+            }
         }
         next
     }

@@ -51,7 +51,11 @@ impl<K: Eq + Hash, V> Table<K, V> {
     }
 
     fn get(&self, key: &K) -> Option<Arc<V>> {
-        self.0.read().expect("catalog lock poisoned").get(key).cloned()
+        self.0
+            .read()
+            .expect("catalog lock poisoned")
+            .get(key)
+            .cloned()
     }
 
     fn put(&self, key: K, value: V) -> Arc<V> {

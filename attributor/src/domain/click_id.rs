@@ -164,7 +164,11 @@ mod tests {
     #[test]
     fn strings_that_are_not_click_ids_are_malformed() {
         for text in ["", "clk_abc123", "abc", "clk_!!!!", &"clk_".repeat(20)] {
-            assert_eq!(signer().verify(text), Err(ClickIdError::Malformed), "{text}");
+            assert_eq!(
+                signer().verify(text),
+                Err(ClickIdError::Malformed),
+                "{text}"
+            );
         }
     }
 }

@@ -19,7 +19,8 @@ fn is_lower_hex(text: &str, len: usize) -> bool {
 macro_rules! random_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
         pub struct $name(String);
 
         impl $name {
@@ -80,7 +81,8 @@ random_id!(
 /// A conversion's id is a function of (brand, order_id), so every node and every restart
 /// derives the same id for the same order without asking anyone: that is what makes
 /// concurrent duplicates collapse into one row.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct ConversionId(String);
 
 impl ConversionId {
@@ -148,9 +150,18 @@ mod tests {
     fn conversion_ids_depend_on_brand_and_order_only() {
         let a = BrandId::parse("brd_0000000000000001").unwrap();
         let b = BrandId::parse("brd_0000000000000002").unwrap();
-        assert_eq!(ConversionId::derive(&a, "o-1"), ConversionId::derive(&a, "o-1"));
-        assert_ne!(ConversionId::derive(&a, "o-1"), ConversionId::derive(&b, "o-1"));
-        assert_ne!(ConversionId::derive(&a, "o-1"), ConversionId::derive(&a, "o-2"));
+        assert_eq!(
+            ConversionId::derive(&a, "o-1"),
+            ConversionId::derive(&a, "o-1")
+        );
+        assert_ne!(
+            ConversionId::derive(&a, "o-1"),
+            ConversionId::derive(&b, "o-1")
+        );
+        assert_ne!(
+            ConversionId::derive(&a, "o-1"),
+            ConversionId::derive(&a, "o-2")
+        );
         let id = ConversionId::derive(&a, "o-1");
         assert_eq!(ConversionId::parse(id.as_str()), Ok(id.clone()));
         assert_eq!(id.as_str().len(), "conv_".len() + 32);

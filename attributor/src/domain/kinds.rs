@@ -88,7 +88,11 @@ impl Status {
     /// a rejection is final. Asking for the current status is allowed and changes nothing.
     pub fn may_become(self, next: Status) -> bool {
         use Status::*;
-        self == next || matches!((self, next), (Pending, Approved | Rejected) | (Approved, Rejected))
+        self == next
+            || matches!(
+                (self, next),
+                (Pending, Approved | Rejected) | (Approved, Rejected)
+            )
     }
 }
 

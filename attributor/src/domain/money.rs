@@ -217,7 +217,9 @@ mod tests {
     #[test]
     fn malformed_amounts_say_why() {
         let usd = currency("USD");
-        for text in ["abc", "", "1e3", "NaN", " 1", "1.", ".5", "+1", "1,5", "0x10"] {
+        for text in [
+            "abc", "", "1e3", "NaN", " 1", "1.", ".5", "+1", "1,5", "0x10",
+        ] {
             assert_eq!(
                 Amount::parse(text, usd),
                 Err(AmountError::NotADecimal),

@@ -138,7 +138,10 @@ impl Pipeline {
 
     /// Queues the conversion and waits until it is stored (or refused). Never blocks the
     /// calling thread: a full queue is an immediate `QueueFull`.
-    pub async fn submit(&self, conversion: NewConversion) -> Result<Arc<Conversion>, PipelineError> {
+    pub async fn submit(
+        &self,
+        conversion: NewConversion,
+    ) -> Result<Arc<Conversion>, PipelineError> {
         if self.closing.load(Ordering::Acquire) {
             return Err(PipelineError::ShuttingDown);
         }
@@ -154,9 +157,9 @@ impl Pipeline {
             Err(TrySendError::Disconnected(_)) => return Err(PipelineError::ShuttingDown),
         }
         // A worker always answers a job it took; a dropped reply means it panicked.
-        answer
-            .await
-            .unwrap_or(Err(PipelineError::StoreRefused("attribution worker stopped".into())))
+        answer.await.unwrap_or(Err(PipelineError::StoreRefused(
+            "attribution worker stopped".into(),
+        )))
     }
 
     /// Conversions waiting for a worker right now.

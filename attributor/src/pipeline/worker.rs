@@ -52,7 +52,10 @@ impl Worker {
             }
         };
         let now = Instant::now();
-        let start_at = self.pacer.reserve(now).max(now + self.config.batch_max_wait);
+        let start_at = self
+            .pacer
+            .reserve(now)
+            .max(now + self.config.batch_max_wait);
         let mut batch = vec![first];
         while batch.len() < self.config.batch_max_rows {
             match self.receiver.recv_deadline(start_at) {
@@ -87,16 +90,23 @@ impl Worker {
         }
         self.metrics.batch_rows.observe(attributed.len() as f64);
 
-        let conversions: Vec<ConversionRow> =
-            attributed.iter().map(|(_, c)| ConversionRow::from(c)).collect();
-        let commissions: Vec<CommissionRow> =
-            attributed.iter().map(|(_, c)| CommissionRow::from(c)).collect();
+        let conversions: Vec<ConversionRow> = attributed
+            .iter()
+            .map(|(_, c)| ConversionRow::from(c))
+            .collect();
+        let commissions: Vec<CommissionRow> = attributed
+            .iter()
+            .map(|(_, c)| CommissionRow::from(c))
+            .collect();
         match self.write(&commissions, &conversions).await {
             Ok(()) => {
                 for (job, conversion) in attributed {
                     self.metrics
                         .conversions_stored_total
-                        .with_label_values(&[conversion.status.as_str(), conversion.source.as_str()])
+                        .with_label_values(&[
+                            conversion.status.as_str(),
+                            conversion.source.as_str(),
+                        ])
                         .inc();
                     // The requester may have gone; the conversion is stored either way.
                     let _ = job.reply.send(Ok(Arc::new(conversion)));
@@ -170,7 +180,15 @@ impl Worker {
         let mut delay = FIRST_RETRY_DELAY;
         loop {
             let started = Instant::now();
-            match attempt().await {
+            // No single attempt may outlive the budget: a hung connection is an outage too.
+            let remaining = deadline.saturating_duration_since(started);
+            let outcome = match tokio::time::timeout(remaining, attempt()).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "no answer to the {table} INSERT within the retry budget"
+                ))),
+            };
+            match outcome {
                 Ok(()) => {
                     self.metrics
                         .insert_seconds
@@ -179,7 +197,11 @@ impl Worker {
                     return Ok(());
                 }
                 Err(error) => {
-                    let kind = if error.is_retryable() { "retryable" } else { "refused" };
+                    let kind = if error.is_retryable() {
+                        "retryable"
+                    } else {
+                        "refused"
+                    };
                     self.metrics
                         .insert_errors_total
                         .with_label_values(&[table, kind])

@@ -82,7 +82,8 @@ impl TryFrom<BrandRow> for Brand {
     type Error = StoreError;
     fn try_from(row: BrandRow) -> Result<Self, StoreError> {
         Ok(Brand {
-            id: BrandId::parse(&row.brand_id).map_err(|_| corrupt("brands", &row.brand_id, "id"))?,
+            id: BrandId::parse(&row.brand_id)
+                .map_err(|_| corrupt("brands", &row.brand_id, "id"))?,
             name: row.name,
             created_at: row.created_at,
         })
@@ -160,7 +161,9 @@ impl Store {
     pub async fn load_catalog(&self) -> Result<CatalogSnapshot, StoreError> {
         Ok(CatalogSnapshot {
             brands: self.load_all::<BrandRow, Brand>("brands").await?,
-            affiliates: self.load_all::<AffiliateRow, Affiliate>("affiliates").await?,
+            affiliates: self
+                .load_all::<AffiliateRow, Affiliate>("affiliates")
+                .await?,
             campaigns: self.load_all::<CampaignRow, Campaign>("campaigns").await?,
             links: self.load_all::<LinkRow, Link>("links").await?,
             api_keys: self.load_all::<ApiKeyRow, ApiKey>("api_keys").await?,
@@ -247,7 +250,8 @@ impl Store {
 
     /// A link created on another node, looked up when this node has not seen it.
     pub async fn find_link(&self, id: &LinkId) -> Result<Option<Link>, StoreError> {
-        self.find_one::<LinkRow, Link>("links", "link_id", id.as_str()).await
+        self.find_one::<LinkRow, Link>("links", "link_id", id.as_str())
+            .await
     }
 
     pub async fn find_campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
@@ -256,7 +260,8 @@ impl Store {
     }
 
     pub async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.find_one::<ApiKeyRow, ApiKey>("api_keys", "key_hash", hash).await
+        self.find_one::<ApiKeyRow, ApiKey>("api_keys", "key_hash", hash)
+            .await
     }
 
     async fn load_all<R, T>(&self, table: &str) -> Result<Vec<T>, StoreError>
@@ -272,21 +277,32 @@ impl Store {
         rows.into_iter().map(T::try_from).collect()
     }
 
-    async fn find_one<R, T>(&self, table: &str, column: &str, id: &str) -> Result<Option<T>, StoreError>
+    async fn find_one<R, T>(
+        &self,
+        table: &str,
+        column: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError>
     where
         R: RowOwned + RowRead,
         T: TryFrom<R, Error = StoreError>,
     {
         let row = self
             .client
-            .query(&format!("SELECT ?fields FROM {table} FINAL WHERE {column} = ?"))
+            .query(&format!(
+                "SELECT ?fields FROM {table} FINAL WHERE {column} = ?"
+            ))
             .bind(id)
             .fetch_optional::<R>()
             .await?;
         row.map(T::try_from).transpose()
     }
 
-    async fn insert_one<R: RowOwned + RowWrite>(&self, table: &str, row: &R) -> Result<(), StoreError> {
+    async fn insert_one<R: RowOwned + RowWrite>(
+        &self,
+        table: &str,
+        row: &R,
+    ) -> Result<(), StoreError> {
         let mut insert = self.client.insert::<R>(table).await?;
         insert.write(row).await?;
         insert.end().await?;

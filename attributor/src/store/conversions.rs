@@ -196,3 +196,15 @@ fn bind_all(mut query: clickhouse::query::Query, binds: &[Bound]) -> clickhouse:
     }
     query
 }
+
+impl Store {
+    /// Rows in the conversions table, versions included; sizes the dedup bloom filter.
+    pub async fn count_conversion_versions(&self) -> Result<u64, StoreError> {
+        let count = self
+            .client
+            .query("SELECT count() AS total FROM conversions")
+            .fetch_one::<Count>()
+            .await?;
+        Ok(count.total)
+    }
+}

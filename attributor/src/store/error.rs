@@ -36,7 +36,9 @@ impl From<clickhouse::error::Error> for StoreError {
 /// The `Code: N` ClickHouse puts at the start of every exception text.
 fn exception_code(text: &str) -> Option<u32> {
     let rest = &text[text.find("Code: ")? + "Code: ".len()..];
-    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     rest[..digits].parse().ok()
 }
 

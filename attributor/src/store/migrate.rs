@@ -89,7 +89,11 @@ impl Store {
                 .bind(OffsetDateTime::now_utc().unix_timestamp())
                 .execute()
                 .await?;
-            tracing::info!(number = migration.number, name = migration.name, "migration applied");
+            tracing::info!(
+                number = migration.number,
+                name = migration.name,
+                "migration applied"
+            );
             newly_applied.push(migration.number);
         }
         Ok(newly_applied)
@@ -105,7 +109,11 @@ mod tests {
         for (i, migration) in MIGRATIONS.iter().enumerate() {
             assert_eq!(migration.number as usize, i + 1);
             let statements: Vec<_> = migration.statements().collect();
-            assert!(!statements.is_empty(), "{} has no statements", migration.name);
+            assert!(
+                !statements.is_empty(),
+                "{} has no statements",
+                migration.name
+            );
             for statement in statements {
                 assert!(statement.starts_with("CREATE"), "{statement}");
                 assert!(statement.contains("IF NOT EXISTS"), "{statement}");

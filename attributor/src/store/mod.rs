@@ -59,11 +59,16 @@ impl Store {
         let server = Client::default()
             .with_url(&settings.url)
             .with_user(&settings.user)
-            .with_password(&settings.password);
+            .with_password(&settings.password)
+            // Until the version is known, speak the format every server understands.
+            .with_validation(false);
         let version: String = server.query("SELECT version()").fetch_one().await?;
         let server_version = parse_version(&version);
         server
-            .query(&format!("CREATE DATABASE IF NOT EXISTS {}", settings.database))
+            .query(&format!(
+                "CREATE DATABASE IF NOT EXISTS {}",
+                settings.database
+            ))
             .execute()
             .await?;
         let client = server
@@ -107,8 +112,7 @@ impl Store {
 
     /// Whether ClickHouse answers a trivial query within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
-        match tokio::time::timeout(timeout, self.client.query("SELECT 1").fetch_one::<u8>()).await
-        {
+        match tokio::time::timeout(timeout, self.client.query("SELECT 1").fetch_one::<u8>()).await {
             Ok(answer) => answer.map(drop).map_err(StoreError::from),
             Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
         }

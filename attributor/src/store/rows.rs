@@ -8,9 +8,7 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::conversion::{Attribution, Conversion};
-use crate::domain::{
-    AffiliateId, BrandId, CampaignId, ConversionId, Currency, EmailHash, LinkId,
-};
+use crate::domain::{AffiliateId, BrandId, CampaignId, ConversionId, Currency, EmailHash, LinkId};
 
 const DECIMAL_SCALE: u32 = 4;
 
@@ -182,9 +180,15 @@ impl TryFrom<ConversionRow> for Conversion {
             status: row.status.parse().map_err(|_| corrupt("status"))?,
             email_hash: match row.customer_email_sha256.as_str() {
                 "" => None,
-                hex => Some(EmailHash::from_hex(hex).ok_or_else(|| corrupt("customer_email_sha256"))?),
+                hex => {
+                    Some(EmailHash::from_hex(hex).ok_or_else(|| corrupt("customer_email_sha256"))?)
+                }
             },
-            metadata: row.metadata_key.into_iter().zip(row.metadata_value).collect(),
+            metadata: row
+                .metadata_key
+                .into_iter()
+                .zip(row.metadata_value)
+                .collect(),
             order_id: row.order_id,
             click_id: row.click_id,
             commission_rule: row.commission_rule,

@@ -1,0 +1,97 @@
+//! Who is calling. Brand and affiliate keys arrive as `Authorization: Bearer <key>` (and,
+//! for postbacks, which are often plain URLs, as `?api_key=`); the admin API takes the
+//! operator's token.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use attributor::catalog::Principal;
+use attributor::domain::BrandId;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Where a key may be presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFrom {
+    Header,
+    HeaderOrQuery,
+}
+
+pub async fn principal(
+    request: &HttpRequest,
+    state: &AppState,
+    from: KeyFrom,
+) -> Result<Principal, ApiError> {
+    let key = bearer(request).or_else(|| match from {
+        KeyFrom::HeaderOrQuery => query_key(request),
+        KeyFrom::Header => None,
+    });
+    let key = key.ok_or_else(|| {
+        ApiError::Unauthorized(match from {
+            KeyFrom::Header => "an API key is required: Authorization: Bearer <key>".into(),
+            KeyFrom::HeaderOrQuery => {
+                "an API key is required: Authorization: Bearer <key> or ?api_key=<key>".into()
+            }
+        })
+    })?;
+    state
+        .catalog
+        .principal_for_key(&key)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))
+}
+
+/// The calling brand; affiliates are refused with 403.
+pub async fn brand(
+    request: &HttpRequest,
+    state: &AppState,
+    from: KeyFrom,
+) -> Result<BrandId, ApiError> {
+    match principal(request, state, from).await? {
+        Principal::Brand(brand) => Ok(brand),
+        Principal::Affiliate(_) => Err(ApiError::Forbidden(
+            "this call needs a brand API key".into(),
+        )),
+    }
+}
+
+/// Checks the admin token. With no token configured the admin API does not exist.
+pub fn admin(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = &state.admin_token else {
+        return Err(ApiError::NotFound(
+            "the admin API is off; set AFFILYNC_ADMIN_TOKEN to turn it on".into(),
+        ));
+    };
+    let presented = bearer(request).ok_or_else(|| {
+        ApiError::Unauthorized("the admin token is required: Authorization: Bearer <token>".into())
+    })?;
+    if constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "the admin token is not valid".into(),
+        ))
+    }
+}
+
+fn bearer(request: &HttpRequest) -> Option<String> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+fn query_key(request: &HttpRequest) -> Option<String> {
+    url::form_urlencoded::parse(request.query_string().as_bytes())
+        .find(|(name, value)| name == "api_key" && !value.is_empty())
+        .map(|(_, value)| value.into_owned())
+}
+
+/// Compares without an early exit, so response time says nothing about the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

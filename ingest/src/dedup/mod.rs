@@ -1,0 +1,202 @@
+//! The dedup front: answers "has this order been reported?" before a conversion is queued.
+//!
+//! 1. A moka cache of recent conversions answers most replays from memory, and its entry
+//!    API coalesces concurrent requests for one order id: one of them does the work, the
+//!    others wait for its result, so duplicates racing each other end as one conversion.
+//! 2. On a cache miss, a bloom filter seeded from ClickHouse at start tells an order that
+//!    is certainly new (almost every unique order) from one that may be stored.
+//! 3. A "maybe" is confirmed in ClickHouse, batched ([`StoredLookup`]); ClickHouse is the
+//!    authority. A new order goes to the attribution pipeline and waits until it is stored.
+
+mod bloom;
+mod lookup;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use attributor::domain::ConversionId;
+use attributor::{Conversion, NewConversion, Pipeline, PipelineError, Store, StoreError};
+
+pub use bloom::SeededBloom;
+pub use lookup::StoredLookup;
+
+use crate::metrics::HttpMetrics;
+
+#[derive(Debug, Clone)]
+pub struct DedupConfig {
+    /// Memory for cached conversions (approximate).
+    pub cache_bytes: u64,
+    /// Conversions the bloom filter is sized for, at least; it is sized for twice what is
+    /// stored when that is more.
+    pub bloom_capacity: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 * 1024 * 1024,
+            bloom_capacity: 10_000_000,
+        }
+    }
+}
+
+/// How a reported conversion was answered.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// First report: stored now (201).
+    Created(Arc<Conversion>),
+    /// The same report again: the stored conversion, nothing written (200).
+    Replayed(Arc<Conversion>),
+    /// The same order with different values: the stored conversion (409).
+    Conflict(Arc<Conversion>),
+}
+
+pub struct DedupFront {
+    cache: moka::future::Cache<ConversionId, Arc<Conversion>>,
+    bloom: Arc<SeededBloom>,
+    lookup: StoredLookup,
+    pipeline: Pipeline,
+    metrics: HttpMetrics,
+}
+
+impl DedupFront {
+    pub fn new(
+        config: &DedupConfig,
+        bloom: Arc<SeededBloom>,
+        lookup: StoredLookup,
+        pipeline: Pipeline,
+        metrics: HttpMetrics,
+    ) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(config.cache_bytes)
+            .weigher(|_, conversion: &Arc<Conversion>| approximate_size(conversion))
+            .build();
+        Self {
+            cache,
+            bloom,
+            lookup,
+            pipeline,
+            metrics,
+        }
+    }
+
+    pub async fn submit(&self, new: NewConversion) -> Result<Outcome, PipelineError> {
+        if let Some(stored) = self.cache.get(&new.id).await {
+            self.count("cache_hit");
+            return Ok(Self::compare(&new, stored));
+        }
+        let created = AtomicBool::new(false);
+        let entry = self
+            .cache
+            .entry(new.id.clone())
+            .or_try_insert_with(self.load_or_store(&new, &created))
+            .await
+            .map_err(|error| (*error).clone())?;
+        if created.load(Ordering::Acquire) {
+            return Ok(Outcome::Created(entry.into_value()));
+        }
+        if !entry.is_fresh() {
+            self.count("coalesced");
+        }
+        Ok(Self::compare(&new, entry.into_value()))
+    }
+
+    /// Records a new version (a status change) so replays answer with it.
+    pub async fn refresh(&self, conversion: Arc<Conversion>) {
+        self.cache.insert(conversion.id.clone(), conversion).await;
+    }
+
+    pub fn bloom(&self) -> &SeededBloom {
+        &self.bloom
+    }
+
+    /// Runs once per order id at a time (moka coalesces concurrent callers onto it).
+    async fn load_or_store(
+        &self,
+        new: &NewConversion,
+        created: &AtomicBool,
+    ) -> Result<Arc<Conversion>, PipelineError> {
+        let key = new.id.dedup_key();
+        if self.bloom.may_contain(key) {
+            let stored = self
+                .lookup
+                .find(new.id.clone())
+                .await
+                .map_err(|error| match error {
+                    StoreError::Unavailable(text) => PipelineError::StoreUnavailable(text),
+                    other => PipelineError::StoreRefused(other.to_string()),
+                })?;
+            if let Some(stored) = stored {
+                self.count("store_hit");
+                return Ok(Arc::new(stored));
+            }
+            self.count("store_miss");
+        } else {
+            self.count("bloom_negative");
+        }
+        let stored = self.pipeline.submit(new.clone()).await?;
+        self.bloom.insert(key);
+        created.store(true, Ordering::Release);
+        Ok(stored)
+    }
+
+    fn compare(new: &NewConversion, stored: Arc<Conversion>) -> Outcome {
+        if new.is_same_report_as(&stored) {
+            Outcome::Replayed(stored)
+        } else {
+            Outcome::Conflict(stored)
+        }
+    }
+
+    fn count(&self, outcome: &str) {
+        self.metrics.dedup_total.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// Bytes a cached conversion holds, near enough for sizing the cache.
+fn approximate_size(conversion: &Conversion) -> u32 {
+    let text = conversion.order_id.len()
+        + conversion.click_id.len()
+        + conversion.status_reason.len()
+        + conversion.note.len()
+        + conversion.commission_rule.len()
+        + conversion
+            .metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum::<usize>();
+    u32::try_from(std::mem::size_of::<Conversion>() + 160 + text).unwrap_or(u32::MAX)
+}
+
+/// Sizes the bloom filter for what is stored and fills it in the background; until it is
+/// full it answers "maybe", so the node serves correctly from the first request.
+pub async fn seed_bloom(
+    store: &Store,
+    config: &DedupConfig,
+) -> Result<Arc<SeededBloom>, StoreError> {
+    let stored = store.count_conversion_versions().await?;
+    let bloom = Arc::new(SeededBloom::with_capacity(
+        config.bloom_capacity.max(stored * 2),
+    ));
+    let seeding = Arc::clone(&bloom);
+    let store = store.with_own_pool();
+    std::thread::Builder::new()
+        .name("bloom-seed".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building the bloom seeding runtime");
+            match runtime.block_on(store.for_each_dedup_key(|key| seeding.insert(key))) {
+                Ok(keys) => {
+                    seeding.mark_seeded();
+                    tracing::info!(keys, bytes = seeding.size_bytes(), elapsed = ?started.elapsed(), "dedup bloom filter seeded");
+                }
+                // Left unseeded, the filter keeps answering "maybe": slower, still exact.
+                Err(error) => tracing::error!(%error, "seeding the dedup bloom filter failed"),
+            }
+        })
+        .expect("spawning the bloom seeding thread");
+    Ok(bloom)
+}

@@ -1,0 +1,246 @@
+//! `/api/admin/*`: the operator creates brands, affiliates, campaigns, links and keys.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use attributor::catalog::{Campaign, NewCampaign, Principal};
+use attributor::commission::CommissionRules;
+use attributor::domain::{AffiliateId, BrandId, CampaignId, Currency};
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::request::{read_body, require_json};
+use crate::state::AppState;
+use crate::views::timestamp;
+
+const MAX_NAME_BYTES: usize = 200;
+
+pub async fn create_brand(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = admin_body(&request, payload, &state).await?;
+    let name = name(&body)?;
+    let brand = state.catalog.create_brand(name).await?;
+    created(
+        json!({"brand_id": brand.id, "name": brand.name, "created_at": timestamp(brand.created_at)}),
+    )
+}
+
+pub async fn create_affiliate(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = admin_body(&request, payload, &state).await?;
+    let name = name(&body)?;
+    let affiliate = state.catalog.create_affiliate(name).await?;
+    created(json!({
+        "affiliate_id": affiliate.id,
+        "name": affiliate.name,
+        "created_at": timestamp(affiliate.created_at),
+    }))
+}
+
+pub async fn create_campaign(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = admin_body(&request, payload, &state).await?;
+    let brand = BrandId::parse(&required_text(&body, "brand_id")?)
+        .map_err(|e| ApiError::invalid("brand_id", e))?;
+    if state.catalog.brand(&brand).is_none() {
+        return Err(ApiError::invalid(
+            "brand_id",
+            "is not a brand of this network",
+        ));
+    }
+    let name = name(&body)?;
+    let landing_url = landing_url(&required_text(&body, "landing_url")?)?;
+    let currency = match text(&body, "currency")? {
+        Some(code) => code
+            .parse::<Currency>()
+            .map_err(|e| ApiError::invalid("currency", e))?,
+        None => Currency::USD,
+    };
+    let cookie_window_days = match body.get("cookie_window_days") {
+        None | Some(Value::Null) => Campaign::DEFAULT_COOKIE_WINDOW_DAYS,
+        Some(value) => value
+            .as_u64()
+            .and_then(|days| u16::try_from(days).ok())
+            .filter(|days| (1..=Campaign::MAX_COOKIE_WINDOW_DAYS).contains(days))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "cookie_window_days",
+                    "must be a whole number of days from 1 to 365",
+                )
+            })?,
+    };
+    let commission = match body.get("commission") {
+        None | Some(Value::Null) => CommissionRules::default(),
+        Some(rules) => CommissionRules::from_json(rules, currency)
+            .map_err(|e| ApiError::invalid(e.field, e.message))?,
+    };
+    let campaign = state
+        .catalog
+        .create_campaign(NewCampaign {
+            brand,
+            name,
+            landing_url,
+            currency,
+            cookie_window_days,
+            commission,
+        })
+        .await?;
+    created(json!({
+        "campaign_id": campaign.id,
+        "brand_id": campaign.brand,
+        "name": campaign.name,
+        "landing_url": campaign.landing_url.as_str(),
+        "currency": campaign.currency.code(),
+        "cookie_window_days": campaign.cookie_window_days,
+        "commission": campaign.commission.to_json(),
+        "created_at": timestamp(campaign.created_at),
+    }))
+}
+
+pub async fn create_link(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = admin_body(&request, payload, &state).await?;
+    let campaign_id = CampaignId::parse(&required_text(&body, "campaign_id")?)
+        .map_err(|e| ApiError::invalid("campaign_id", e))?;
+    let affiliate = AffiliateId::parse(&required_text(&body, "affiliate_id")?)
+        .map_err(|e| ApiError::invalid("affiliate_id", e))?;
+    let campaign = state
+        .catalog
+        .campaign(&campaign_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid("campaign_id", "is not a campaign of this network"))?;
+    if state.catalog.affiliate(&affiliate).is_none() {
+        return Err(ApiError::invalid(
+            "affiliate_id",
+            "is not an affiliate of this network",
+        ));
+    }
+    let link = state.catalog.create_link(&campaign, affiliate).await?;
+    let url = state
+        .public_url
+        .join(&format!("c/{}", link.id))
+        .map_err(|e| ApiError::Internal(format!("cannot build the link URL: {e}")))?;
+    created(json!({
+        "link_id": link.id,
+        "campaign_id": link.campaign,
+        "affiliate_id": link.affiliate,
+        "url": url.as_str(),
+        "created_at": timestamp(link.created_at),
+    }))
+}
+
+pub async fn create_api_key(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = admin_body(&request, payload, &state).await?;
+    let brand = text(&body, "brand_id")?;
+    let affiliate = text(&body, "affiliate_id")?;
+    let (principal, owner) = match (brand, affiliate) {
+        (Some(brand), None) => {
+            let brand = BrandId::parse(&brand).map_err(|e| ApiError::invalid("brand_id", e))?;
+            if state.catalog.brand(&brand).is_none() {
+                return Err(ApiError::invalid(
+                    "brand_id",
+                    "is not a brand of this network",
+                ));
+            }
+            let owner = json!({"brand_id": brand});
+            (Principal::Brand(brand), owner)
+        }
+        (None, Some(affiliate)) => {
+            let affiliate =
+                AffiliateId::parse(&affiliate).map_err(|e| ApiError::invalid("affiliate_id", e))?;
+            if state.catalog.affiliate(&affiliate).is_none() {
+                return Err(ApiError::invalid(
+                    "affiliate_id",
+                    "is not an affiliate of this network",
+                ));
+            }
+            let owner = json!({"affiliate_id": affiliate});
+            (Principal::Affiliate(affiliate), owner)
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "brand_id",
+                "give exactly one of brand_id or affiliate_id",
+            ));
+        }
+    };
+    let key = state.catalog.create_api_key(principal).await?;
+    let mut data = owner;
+    data["api_key"] = Value::String(key);
+    created(data)
+}
+
+async fn admin_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Map<String, Value>, ApiError> {
+    auth::admin(request, state)?;
+    require_json(request)?;
+    let body = read_body(request, payload).await?;
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        )),
+        Err(error) => Err(ApiError::BadRequest(format!(
+            "the body is not valid JSON: {error}"
+        ))),
+    }
+}
+
+fn created(data: Value) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Created().json(json!({ "data": data })))
+}
+
+fn text(body: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.trim().to_owned())),
+        Some(_) => Err(ApiError::invalid(field, "must be a string")),
+    }
+}
+
+fn required_text(body: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
+    text(body, field)?.ok_or_else(|| ApiError::required(field))
+}
+
+fn name(body: &Map<String, Value>) -> Result<String, ApiError> {
+    let name = required_text(body, "name")?;
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be at most {MAX_NAME_BYTES} bytes"),
+        ));
+    }
+    Ok(name)
+}
+
+fn landing_url(text: &str) -> Result<Url, ApiError> {
+    let url = Url::parse(text)
+        .map_err(|_| ApiError::invalid("landing_url", "must be an absolute http(s) URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::invalid(
+            "landing_url",
+            "must be an absolute http(s) URL",
+        ));
+    }
+    Ok(url)
+}

@@ -1,0 +1,60 @@
+//! One file per route family, and the routes table.
+
+mod admin;
+mod click;
+mod listing;
+mod ops;
+mod report;
+mod review;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::ApiError;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(resource("/api/conversions/track").route(web::post().to(report::track)))
+        .service(
+            resource("/api/conversions/postback")
+                .route(web::get().to(report::postback))
+                .route(web::post().to(report::postback)),
+        )
+        .service(resource("/api/conversions").route(web::get().to(listing::list)))
+        .service(
+            resource("/api/conversions/{id}")
+                .route(web::get().to(listing::get))
+                .route(web::patch().to(review::patch)),
+        )
+        .service(resource("/c/{link_id}").route(web::get().to(click::redirect)))
+        .service(resource("/api/admin/brands").route(web::post().to(admin::create_brand)))
+        .service(resource("/api/admin/affiliates").route(web::post().to(admin::create_affiliate)))
+        .service(resource("/api/admin/campaigns").route(web::post().to(admin::create_campaign)))
+        .service(resource("/api/admin/links").route(web::post().to(admin::create_link)))
+        .service(resource("/api/admin/api-keys").route(web::post().to(admin::create_api_key)))
+        .service(resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(resource("/readyz").route(web::get().to(ops::readyz)))
+        .default_service(web::to(no_route));
+}
+
+/// A resource whose other methods answer 405 in the service's error format.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "there is no {} {}",
+        request.method(),
+        request.path()
+    )))
+}
+
+async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(serde_json::json!({
+        "error": {
+            "code": "method_not_allowed",
+            "message": format!("{} does not accept {}", request.path(), request.method()),
+        }
+    }))
+}

@@ -1,0 +1,91 @@
+//! `POST /api/conversions/track` and `GET|POST /api/conversions/postback`: two ways to
+//! report a conversion, one path from here on.
+
+use std::sync::Arc;
+
+use actix_web::http::{Method, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use attributor::NewConversion;
+use attributor::domain::Source;
+
+use crate::auth::{self, KeyFrom};
+use crate::dedup::Outcome;
+use crate::error::ApiError;
+use crate::request::{ConversionInput, read_body, repair_postback_query, require_json};
+use crate::state::AppState;
+use crate::views;
+
+pub async fn track(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let brand = auth::brand(&request, &state, KeyFrom::Header).await?;
+    require_json(&request)?;
+    let body = read_body(&request, payload).await?;
+    let conversion =
+        ConversionInput::from_json(&body)?.into_conversion(&brand, &state.signer, Source::Api)?;
+    answer(&state, conversion).await
+}
+
+/// Parameters come from the query string; a POST may also send them as a form body.
+pub async fn postback(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let brand = auth::brand(&request, &state, KeyFrom::HeaderOrQuery).await?;
+    let query = repair_postback_query(request.query_string());
+    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    if request.method() == Method::POST && is_form(&request) {
+        let body = read_body(&request, payload).await?;
+        pairs.extend(url::form_urlencoded::parse(&body).into_owned());
+    }
+    let input = ConversionInput::from_pairs(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+    let conversion = input.into_conversion(&brand, &state.signer, Source::Postback)?;
+    answer(&state, conversion).await
+}
+
+/// Sends the conversion through the dedup front and answers 201, 200 (replay) or 409.
+pub async fn answer(state: &AppState, conversion: NewConversion) -> Result<HttpResponse, ApiError> {
+    let dedup = Arc::clone(&state.dedup);
+    // Runs as its own task so that a client hanging up cannot cancel it half-way: once
+    // queued, the conversion is stored, and the dedup entry must learn so.
+    let outcome = actix_web::rt::spawn(async move { dedup.submit(conversion).await })
+        .await
+        .map_err(|_| ApiError::Internal("the conversion task stopped".into()))??;
+    let answers = &state.metrics.conversion_answers_total;
+    match outcome {
+        Outcome::Created(conversion) => {
+            answers.with_label_values(&["created"]).inc();
+            Ok(HttpResponse::Created().json(views::data(&conversion)))
+        }
+        Outcome::Replayed(conversion) => {
+            answers.with_label_values(&["replayed"]).inc();
+            Ok(HttpResponse::Ok()
+                .insert_header(("Idempotent-Replayed", "true"))
+                .json(views::data(&conversion)))
+        }
+        Outcome::Conflict(conversion) => {
+            answers.with_label_values(&["conflict"]).inc();
+            Err(ApiError::Conflict {
+                code: "order_id_conflict",
+                message: format!(
+                    "order_id {:?} was already reported with a different click_id, amount, currency or event_type",
+                    conversion.order_id
+                ),
+                data: Some(views::data(&conversion)["data"].clone()),
+            })
+        }
+    }
+}
+
+fn is_form(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"))
+}

@@ -1,0 +1,54 @@
+//! `PATCH /api/conversions/{id}`: a brand approves or rejects. A change is a new version
+//! of the conversion row and of its commission row.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use attributor::catalog::Principal;
+use attributor::store::{CommissionRow, ConversionRow};
+
+use super::listing::visible_conversion;
+use crate::auth::{self, KeyFrom};
+use crate::error::ApiError;
+use crate::request::{StatusChange, read_body, require_json};
+use crate::state::AppState;
+use crate::views;
+
+pub async fn patch(
+    request: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let brand = auth::brand(&request, &state, KeyFrom::Header).await?;
+    require_json(&request)?;
+    let body = read_body(&request, payload).await?;
+    let change = StatusChange::from_json(&body)?;
+    let current = visible_conversion(&state, &Principal::Brand(brand), &id).await?;
+
+    if current.status == change.status {
+        return Ok(HttpResponse::Ok().json(views::data(&current)));
+    }
+    if !current.status.may_become(change.status) {
+        return Err(ApiError::Conflict {
+            code: "invalid_status_transition",
+            message: format!(
+                "a {} conversion cannot become {}",
+                current.status, change.status
+            ),
+            data: Some(views::data(&current)["data"].clone()),
+        });
+    }
+    let next = Arc::new(current.with_status(change.status, &change.note, state.clock.now()));
+    // Commission first, as the workers do: the conversion row is what readers trust.
+    state
+        .store
+        .insert_commissions(&[CommissionRow::from(next.as_ref())])
+        .await?;
+    state
+        .store
+        .insert_conversions(&[ConversionRow::from(next.as_ref())])
+        .await?;
+    state.dedup.refresh(Arc::clone(&next)).await;
+    Ok(HttpResponse::Ok().json(views::data(&next)))
+}

@@ -1,0 +1,173 @@
+//! Every error the HTTP surface answers with, and its status, in one place. Bodies are
+//! `{"error": {"code", "message", "field"?}}`; a conflicting order also carries the
+//! original conversion in `data`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use attributor::{PipelineError, StoreError};
+use serde_json::{Value, json};
+
+/// Seconds a client is told to wait before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        data: Option<Value>,
+    },
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{field} {message}")]
+    Invalid { field: String, message: String },
+    #[error("{message}")]
+    Unavailable {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl ToString) -> Self {
+        ApiError::Invalid {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn required(field: &str) -> Self {
+        Self::invalid(field, "is required")
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Invalid { .. } => "invalid_field",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Invalid { field, message } => format!("{field} {message}"),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+        }
+        let mut error = json!({"code": self.code(), "message": self.message()});
+        if let ApiError::Invalid { field, .. } = self {
+            error["field"] = Value::String(field.clone());
+        }
+        let mut body = json!({ "error": error });
+        if let ApiError::Conflict {
+            data: Some(data), ..
+        } = self
+        {
+            body["data"] = data.clone();
+        }
+        let mut response = HttpResponse::build(status);
+        if matches!(self, ApiError::Unavailable { .. }) {
+            response.insert_header((
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            ));
+        }
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(message) => ApiError::Unavailable {
+                reason: "store_unavailable",
+                message: format!("the conversion store is unavailable, retry later ({message})"),
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(error: PipelineError) -> Self {
+        match error {
+            PipelineError::QueueFull => ApiError::Unavailable {
+                reason: "queue_full",
+                message: "the service is at capacity, retry later".into(),
+            },
+            PipelineError::ShuttingDown => ApiError::Unavailable {
+                reason: "shutting_down",
+                message: "the service is shutting down, retry on another node".into(),
+            },
+            PipelineError::StoreUnavailable(message) => {
+                ApiError::from(StoreError::Unavailable(message))
+            }
+            PipelineError::StoreRefused(message) => ApiError::Internal(message),
+            PipelineError::UnknownClick => {
+                ApiError::invalid("click_id", "does not belong to an active tracking link")
+            }
+            PipelineError::ClickOfAnotherBrand => {
+                ApiError::invalid("click_id", "belongs to another brand's campaign")
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// The label `affilync_unavailable_total` counts a 503 under.
+    pub fn unavailable_reason(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unavailable { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The HTTP tier's metrics, declared once. Label values are closed sets: `route` is the
+//! matched route pattern (or "unmatched"), `method` an HTTP method, `status` a status code.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, exponential_buckets};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Clone)]
+pub struct HttpMetrics {
+    /// Requests answered; `route`, `method`, `status`.
+    pub requests_total: IntCounterVec,
+    /// Time to answer; `route`, `status`.
+    pub request_seconds: HistogramVec,
+    /// How the dedup front answered a conversion; `outcome`: cache_hit | bloom_negative |
+    /// store_hit | store_miss | coalesced.
+    pub dedup_total: IntCounterVec,
+    /// Conversion answers; `outcome`: created | replayed | conflict.
+    pub conversion_answers_total: IntCounterVec,
+    /// 503 answers; `reason`: queue_full | store_unavailable | shutting_down.
+    pub unavailable_total: IntCounterVec,
+}
+
+impl HttpMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        let metrics = Self {
+            requests_total: IntCounterVec::new(
+                Opts::new("affilync_http_requests_total", "HTTP requests answered"),
+                &["route", "method", "status"],
+            )
+            .expect("valid metric"),
+            request_seconds: HistogramVec::new(
+                HistogramOpts::new("affilync_http_request_seconds", "Time to answer a request")
+                    .buckets(exponential_buckets(0.0002, 2.0, 16).expect("valid buckets")),
+                &["route", "status"],
+            )
+            .expect("valid metric"),
+            dedup_total: IntCounterVec::new(
+                Opts::new("affilync_dedup_total", "Dedup front outcomes"),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            conversion_answers_total: IntCounterVec::new(
+                Opts::new(
+                    "affilync_conversion_answers_total",
+                    "Conversion submissions by answer",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            unavailable_total: IntCounterVec::new(
+                Opts::new(
+                    "affilync_unavailable_total",
+                    "Requests answered 503, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+        };
+        for collector in [
+            Box::new(metrics.requests_total.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.request_seconds.clone()),
+            Box::new(metrics.dedup_total.clone()),
+            Box::new(metrics.conversion_answers_total.clone()),
+            Box::new(metrics.unavailable_total.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("http metrics are registered once per registry");
+        }
+        metrics
+    }
+}
+
+/// Middleware: counts and times every request by route pattern and status.
+pub async fn record_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let metrics = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let response = next.call(request).await?;
+    if let Some(metrics) = metrics {
+        let status = response.status().as_str().to_owned();
+        metrics
+            .requests_total
+            .with_label_values(&[&route, &method, &status])
+            .inc();
+        metrics
+            .request_seconds
+            .with_label_values(&[&route, &status])
+            .observe(started.elapsed().as_secs_f64());
+        let reason = response
+            .response()
+            .error()
+            .and_then(|error| error.as_error::<ApiError>())
+            .and_then(ApiError::unavailable_reason);
+        if let Some(reason) = reason {
+            metrics.unavailable_total.with_label_values(&[reason]).inc();
+        }
+    }
+    Ok(response)
+}

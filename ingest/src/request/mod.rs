@@ -1,0 +1,11 @@
+//! Requests become domain types here; handlers past this point hold only checked values.
+
+mod body;
+mod conversion;
+mod list;
+mod status_change;
+
+pub use body::{read_body, require_json};
+pub use conversion::{ConversionInput, repair_postback_query};
+pub use list::ListParams;
+pub use status_change::StatusChange;

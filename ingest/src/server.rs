@@ -1,0 +1,115 @@
+//! Assembling the service and running it until shutdown.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use attributor::catalog::Catalog;
+use attributor::clicks::ClickRecorder;
+use attributor::domain::ClickSigner;
+use attributor::metrics::PipelineMetrics;
+use attributor::{Pipeline, PipelineParts, Store};
+use prometheus::Registry;
+
+use crate::config::Config;
+use crate::dedup::{DedupFront, StoredLookup, seed_bloom};
+use crate::endpoints::routes;
+use crate::metrics::{HttpMetrics, record_request};
+use crate::state::AppState;
+
+/// Bloom "maybe"s waiting for their ClickHouse lookup.
+const LOOKUP_QUEUE_CAPACITY: usize = 10_000;
+
+/// Connects to ClickHouse, migrates, loads the catalog, starts the attribution workers and
+/// serves HTTP on `listener` until `shutdown` resolves. Then it drains: in-flight requests
+/// finish, queued conversions are written, queued clicks are flushed.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::connect(&config.store)
+        .await
+        .with_context(|| format!("connecting to ClickHouse at {}", config.store.url))?;
+    store.migrate().await.context("applying migrations")?;
+    let catalog = Arc::new(
+        Catalog::load(store.clone())
+            .await
+            .context("loading the catalog")?,
+    );
+
+    let registry = Registry::new();
+    let pipeline_metrics = PipelineMetrics::new(&registry);
+    let http_metrics = HttpMetrics::new(&registry);
+    let (pipeline, workers) = Pipeline::start(
+        config.pipeline.clone(),
+        PipelineParts {
+            store: store.clone(),
+            catalog: Arc::clone(&catalog),
+            clock: config.clock.clone(),
+            metrics: pipeline_metrics.clone(),
+        },
+    );
+    let (clicks, click_writer) =
+        ClickRecorder::start(config.clicks.clone(), &store, pipeline_metrics.clone());
+    let bloom = seed_bloom(&store, &config.dedup)
+        .await
+        .context("sizing the dedup bloom filter")?;
+    let dedup = Arc::new(DedupFront::new(
+        &config.dedup,
+        bloom,
+        StoredLookup::start(&store, LOOKUP_QUEUE_CAPACITY),
+        pipeline.clone(),
+        http_metrics.clone(),
+    ));
+
+    let state = web::Data::new(AppState {
+        store,
+        catalog,
+        dedup,
+        pipeline: pipeline.clone(),
+        clicks: clicks.clone(),
+        signer: ClickSigner::new(config.click_secret.expose().as_bytes()),
+        clock: config.clock.clone(),
+        admin_token: config.admin_token.clone(),
+        public_url: config.public_url.clone(),
+        registry,
+        metrics: http_metrics,
+        pipeline_metrics,
+    });
+    let address = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(record_request))
+            .configure(routes)
+    })
+    .workers(config.http_workers.max(1))
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .listen(listener)?
+    .run();
+    tracing::info!(%address, "affilync is serving");
+
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        handle.stop(true).await;
+    });
+    server.await?;
+
+    // Requests are answered; write what is still queued, then stop.
+    pipeline.close();
+    clicks.close();
+    actix_web::rt::task::spawn_blocking(move || {
+        workers.join();
+        click_writer.join();
+    })
+    .await?;
+    tracing::info!("affilync stopped");
+    Ok(())
+}

@@ -1,0 +1,29 @@
+use std::sync::Arc;
+
+use attributor::catalog::Catalog;
+use attributor::clicks::ClickRecorder;
+use attributor::domain::ClickSigner;
+use attributor::metrics::PipelineMetrics;
+use attributor::{Clock, Pipeline, Store};
+use prometheus::Registry;
+use url::Url;
+
+use crate::config::Secret;
+use crate::dedup::DedupFront;
+use crate::metrics::HttpMetrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Store,
+    pub catalog: Arc<Catalog>,
+    pub dedup: Arc<DedupFront>,
+    pub pipeline: Pipeline,
+    pub clicks: ClickRecorder,
+    pub signer: ClickSigner,
+    pub clock: Clock,
+    pub admin_token: Option<Secret>,
+    pub public_url: Url,
+    pub registry: Registry,
+    pub metrics: HttpMetrics,
+    pub pipeline_metrics: PipelineMetrics,
+}

@@ -1,0 +1,250 @@
+//! Exact idempotency on order_id: replays, conflicts, concurrent duplicates and restarts.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::{TestApp, TestOptions, json_body, metric_value};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn conversion(click_id: &str, order_id: &str, amount: &str) -> Value {
+    json!({"click_id": click_id, "order_id": order_id, "amount": amount, "currency": "USD"})
+}
+
+#[tokio::test]
+async fn a_replay_returns_the_original_and_a_conflict_names_it() {
+    let app = TestApp::spawn().await;
+    let net = app.network().await;
+    let click = app.click(&net.link_url).await;
+
+    let (status, first) = json_body(
+        app.track(&net.brand_key, &conversion(&click, "o-1", "99.99"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+
+    // Amounts compare as decimals: 99.990 is the same report.
+    let response = app
+        .track(&net.brand_key, &conversion(&click, "o-1", "99.990"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["idempotent-replayed"], "true");
+    let replay: Value = response.json().await.unwrap();
+    assert_eq!(replay, first);
+
+    let (status, conflict) = json_body(
+        app.track(&net.brand_key, &conversion(&click, "o-1", "100.00"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(conflict["error"]["code"], "order_id_conflict");
+    assert_eq!(conflict["data"], first["data"]);
+
+    let other_event =
+        json!({"click_id": click, "order_id": "o-1", "amount": "99.99", "event_type": "lead"});
+    let (status, _) = json_body(app.track(&net.brand_key, &other_event).await).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    assert_eq!(
+        app.clickhouse_count("SELECT count() FROM conversions FINAL")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.clickhouse_count("SELECT count() FROM commissions FINAL")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_same_order_id_under_two_brands_is_two_conversions() {
+    let app = TestApp::spawn().await;
+    let a = app.network().await;
+    let b = app.network().await;
+    let click_a = app.click(&a.link_url).await;
+    let click_b = app.click(&b.link_url).await;
+    let (status_a, body_a) = json_body(
+        app.track(&a.brand_key, &conversion(&click_a, "shared", "5"))
+            .await,
+    )
+    .await;
+    let (status_b, body_b) = json_body(
+        app.track(&b.brand_key, &conversion(&click_b, "shared", "5"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status_a, status_b),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_ne!(
+        body_a["data"]["conversion_id"],
+        body_b["data"]["conversion_id"]
+    );
+}
+
+/// 200 concurrent requests for 20 order ids, 10 copies each: for even order ids all
+/// copies are identical; for odd ones half carry another amount. Exactly 20 conversions
+/// are stored, and every copy identical to the stored one is answered with its id.
+#[tokio::test]
+async fn concurrent_duplicates_end_as_one_conversion_each() {
+    let app = TestApp::spawn().await;
+    let net = app.network().await;
+    let click = app.click(&net.link_url).await;
+
+    let mut requests = Vec::new();
+    for order in 0..20 {
+        for copy in 0..10 {
+            let amount = if order % 2 == 1 && copy % 2 == 1 {
+                "20.00"
+            } else {
+                "10.00"
+            };
+            requests.push((format!("order-{order}"), amount));
+        }
+    }
+    let answers = futures_util::future::join_all(requests.iter().map(|(order, amount)| {
+        let body = conversion(&click, order, amount);
+        let app = &app;
+        let key = net.brand_key.clone();
+        async move {
+            let response = app.track(&key, &body).await;
+            let status = response.status();
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            let body: Value = response.json().await.unwrap();
+            (status, replayed, body)
+        }
+    }))
+    .await;
+
+    assert_eq!(
+        app.clickhouse_count("SELECT count() FROM conversions FINAL")
+            .await,
+        20
+    );
+    assert_eq!(
+        app.clickhouse_count("SELECT uniqExact(order_id) FROM conversions")
+            .await,
+        20
+    );
+    let stored: HashMap<String, (String, String)> = app
+        .clickhouse_rows(
+            "SELECT order_id, conversion_id, toString(amount) AS amount FROM conversions FINAL",
+        )
+        .await
+        .into_iter()
+        .map(|row| {
+            let text = |k: &str| row[k].as_str().unwrap().to_owned();
+            (text("order_id"), (text("conversion_id"), text("amount")))
+        })
+        .collect();
+
+    let mut created = HashSet::new();
+    for ((order, amount), (status, replayed, body)) in requests.iter().zip(&answers) {
+        let (stored_id, stored_amount) = &stored[order];
+        let stored_amount: rust_decimal::Decimal = stored_amount.parse().unwrap();
+        let same_as_stored = stored_amount == amount.parse().unwrap();
+        let data = &body["data"];
+        assert_eq!(
+            &data["conversion_id"],
+            stored_id.as_str(),
+            "{order}: {body}"
+        );
+        match *status {
+            StatusCode::CREATED => {
+                assert!(same_as_stored, "{order}: a 201 must be what was stored");
+                assert!(created.insert(order.clone()), "{order} was created twice");
+            }
+            StatusCode::OK => assert!(*replayed && same_as_stored, "{order}: {body}"),
+            StatusCode::CONFLICT => assert!(!same_as_stored, "{order}: {body}"),
+            other => panic!("{order}: unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created.len(), 20, "every order is created exactly once");
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "affilync_conversion_answers_total",
+            &[("outcome", "created")]
+        ),
+        20.0
+    );
+}
+
+#[tokio::test]
+async fn a_replay_after_a_restart_is_answered_from_clickhouse() {
+    let app = TestApp::spawn().await;
+    let net = app.network().await;
+    let click = app.click(&net.link_url).await;
+    let (status, first) = json_body(
+        app.track(&net.brand_key, &conversion(&click, "o-restart", "42.00"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let database = app.database.clone();
+    app.stop().await.unwrap();
+
+    let app = TestApp::spawn_with(TestOptions {
+        database: Some(database),
+        ..TestOptions::default()
+    })
+    .await;
+    let response = app
+        .track(&net.brand_key, &conversion(&click, "o-restart", "42"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["idempotent-replayed"], "true");
+    let replay: Value = response.json().await.unwrap();
+    assert_eq!(replay, first);
+    let (status, _) = json_body(
+        app.track(&net.brand_key, &conversion(&click, "o-restart", "43"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        app.clickhouse_count("SELECT count() FROM conversions")
+            .await,
+        1
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metric_value(
+            &metrics,
+            "affilync_dedup_total",
+            &[("outcome", "store_hit")]
+        ) >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn a_replay_shows_the_current_status() {
+    let app = TestApp::spawn().await;
+    let net = app.network().await;
+    let click = app.click(&net.link_url).await;
+    let (_, first) = json_body(
+        app.track(&net.brand_key, &conversion(&click, "o-s", "10"))
+            .await,
+    )
+    .await;
+    let id = first["data"]["conversion_id"].as_str().unwrap();
+    let (status, _) = json_body(
+        app.patch(&net.brand_key, id, &json!({"status": "approved"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, replay) = json_body(
+        app.track(&net.brand_key, &conversion(&click, "o-s", "10"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replay["data"]["status"], "approved");
+}
