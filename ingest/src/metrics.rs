@@ -7,7 +7,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, exponential_buckets};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, exponential_buckets,
+};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -25,6 +27,8 @@ pub struct HttpMetrics {
     pub conversion_answers_total: IntCounterVec,
     /// 503 answers; `reason`: queue_full | store_unavailable | shutting_down.
     pub unavailable_total: IntCounterVec,
+    /// Conversion reports received and not yet answered.
+    pub conversions_in_flight: IntGauge,
 }
 
 impl HttpMetrics {
@@ -62,6 +66,11 @@ impl HttpMetrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            conversions_in_flight: IntGauge::new(
+                "affilync_conversions_in_flight",
+                "Conversion reports received and not yet answered",
+            )
+            .expect("valid metric"),
         };
         for collector in [
             Box::new(metrics.requests_total.clone()) as Box<dyn prometheus::core::Collector>,
@@ -69,6 +78,7 @@ impl HttpMetrics {
             Box::new(metrics.dedup_total.clone()),
             Box::new(metrics.conversion_answers_total.clone()),
             Box::new(metrics.unavailable_total.clone()),
+            Box::new(metrics.conversions_in_flight.clone()),
         ] {
             registry
                 .register(collector)

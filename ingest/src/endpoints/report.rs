@@ -51,11 +51,14 @@ pub async fn postback(
 /// Sends the conversion through the dedup front and answers 201, 200 (replay) or 409.
 pub async fn answer(state: &AppState, conversion: NewConversion) -> Result<HttpResponse, ApiError> {
     let dedup = Arc::clone(&state.dedup);
+    let in_flight = state.metrics.conversions_in_flight.clone();
+    in_flight.inc();
     // Runs as its own task so that a client hanging up cannot cancel it half-way: once
     // queued, the conversion is stored, and the dedup entry must learn so.
-    let outcome = actix_web::rt::spawn(async move { dedup.submit(conversion).await })
-        .await
-        .map_err(|_| ApiError::Internal("the conversion task stopped".into()))??;
+    let outcome = actix_web::rt::spawn(async move { dedup.submit(conversion).await }).await;
+    in_flight.dec();
+    let outcome =
+        outcome.map_err(|_| ApiError::Internal("the conversion task stopped".into()))??;
     let answers = &state.metrics.conversion_answers_total;
     match outcome {
         Outcome::Created(conversion) => {

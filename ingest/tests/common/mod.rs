@@ -357,6 +357,22 @@ impl Drop for TestApp {
     }
 }
 
+/// Rows of `database` straight from the test ClickHouse, as JSON objects.
+pub async fn clickhouse_rows(database: &str, sql: &str) -> Vec<Value> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/?database={database}", clickhouse::url()))
+        .body(format!("{sql} FORMAT JSONEachRow"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{sql}: {text}");
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// The sum of a metric's samples whose labels include all of `labels`.
 pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     metrics
