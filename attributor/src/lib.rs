@@ -20,5 +20,7 @@ pub mod store;
 
 pub use clock::Clock;
 pub use conversion::{Attribution, Conversion, NewConversion};
-pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineParts, PipelineWorkers};
+pub use pipeline::{
+    Pipeline, PipelineConfig, PipelineError, PipelineParts, PipelineWorkers, Stored,
+};
 pub use store::{Store, StoreError, StoreSettings};

@@ -16,9 +16,10 @@ pub struct PipelineMetrics {
     pub batch_rows: Histogram,
     /// Approximate RowBinary bytes per INSERT; `table`: conversions | commissions | clicks.
     pub batch_bytes: HistogramVec,
-    /// INSERT round trips that succeeded; `table` as above.
+    /// Store round trips of the workers that succeeded; `table`: conversions | commissions |
+    /// clicks for INSERTs, conversions_lookup for a batch's existence check.
     pub insert_seconds: HistogramVec,
-    /// Failed INSERT attempts; `table` as above, `kind`: retryable | refused.
+    /// Failed attempts of the same; `table` as above, `kind`: retryable | refused.
     pub insert_errors_total: IntCounterVec,
     /// Conversions stored; `status`: pending | rejected, `source`: api | postback | pixel.
     pub conversions_stored_total: IntCounterVec,

@@ -21,7 +21,8 @@ pub struct HttpMetrics {
     /// Time to answer; `route`, `status`.
     pub request_seconds: HistogramVec,
     /// How the dedup front answered a conversion; `outcome`: cache_hit | bloom_negative |
-    /// store_hit | store_miss | coalesced.
+    /// store_hit | store_miss | coalesced | write_time_hit (found stored by the worker's
+    /// check, written by another node).
     pub dedup_total: IntCounterVec,
     /// Conversion answers; `outcome`: created | replayed | conflict.
     pub conversion_answers_total: IntCounterVec,

@@ -285,7 +285,7 @@ async fn bad_postbacks_are_refused_the_same_way() {
     for (query, field) in [
         (format!("click_id={click}&order_id=o&amount=abc"), "amount"),
         (format!("click_id={click}&amount=5"), "order_id"),
-        (format!("order_id=o&amount=5"), "click_id"),
+        ("order_id=o&amount=5".to_string(), "click_id"),
         (
             format!("click_id={click}&order_id=o&amount=5&currency=usd"),
             "currency",

@@ -1,8 +1,10 @@
 //! The path from the ingest tier to ClickHouse. A handler hands a checked conversion to
 //! [`Pipeline::submit`], which puts it on a bounded crossbeam channel and waits. Worker
-//! threads take conversions off the channel in batches, attribute each one, write the
-//! batch's commission rows and then its conversion rows (one INSERT per table), and only
-//! then answer every waiting request: an answer means the rows are in ClickHouse.
+//! threads take conversions off the channel in batches, ask ClickHouse which of them are
+//! already stored (one query per batch: another node may have written them), attribute the
+//! rest, write the batch's commission rows and then its conversion rows (one INSERT per
+//! table), and only then answer every waiting request: an answer means the rows are in
+//! ClickHouse.
 
 mod attribution;
 mod pacer;
@@ -78,7 +80,15 @@ pub enum PipelineError {
 pub(crate) struct Job {
     conversion: NewConversion,
     enqueued_at: Instant,
-    reply: oneshot::Sender<Result<Arc<Conversion>, PipelineError>>,
+    reply: oneshot::Sender<Result<Stored, PipelineError>>,
+}
+
+/// A conversion as ClickHouse has it after the pipeline is done with it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub conversion: Arc<Conversion>,
+    /// Written by this submission; false when ClickHouse already had this order.
+    pub created: bool,
 }
 
 /// The handle handlers submit through; cheap to clone.
@@ -138,10 +148,7 @@ impl Pipeline {
 
     /// Queues the conversion and waits until it is stored (or refused). Never blocks the
     /// calling thread: a full queue is an immediate `QueueFull`.
-    pub async fn submit(
-        &self,
-        conversion: NewConversion,
-    ) -> Result<Arc<Conversion>, PipelineError> {
+    pub async fn submit(&self, conversion: NewConversion) -> Result<Stored, PipelineError> {
         if self.closing.load(Ordering::Acquire) {
             return Err(PipelineError::ShuttingDown);
         }

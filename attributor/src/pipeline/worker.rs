@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -5,7 +6,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::attribution::{Touch, attribute};
-use super::{InsertPacer, Job, PipelineConfig, PipelineError};
+use super::{InsertPacer, Job, PipelineConfig, PipelineError, Stored};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::conversion::{Conversion, NewConversion};
@@ -74,6 +75,10 @@ impl Worker {
                 .queue_wait_seconds
                 .observe((started - job.enqueued_at).as_secs_f64());
         }
+        let deadline = started + self.config.insert_retry_budget;
+        let Some(batch) = self.drop_already_stored(batch, deadline).await else {
+            return;
+        };
         let now = self.clock.now();
         let mut attributed: Vec<(Job, Conversion)> = Vec::with_capacity(batch.len());
         for job in batch {
@@ -98,7 +103,27 @@ impl Worker {
             .iter()
             .map(|(_, c)| CommissionRow::from(c))
             .collect();
-        match self.write(&commissions, &conversions).await {
+        let observe_bytes = |table: &str, total: usize| {
+            self.metrics
+                .batch_bytes
+                .with_label_values(&[table])
+                .observe(total as f64);
+        };
+        observe_bytes(
+            "conversions",
+            conversions
+                .iter()
+                .map(ConversionRow::approximate_bytes)
+                .sum(),
+        );
+        observe_bytes(
+            "commissions",
+            commissions
+                .iter()
+                .map(CommissionRow::approximate_bytes)
+                .sum(),
+        );
+        match self.write(deadline, &commissions, &conversions).await {
             Ok(()) => {
                 for (job, conversion) in attributed {
                     self.metrics
@@ -109,20 +134,59 @@ impl Worker {
                         ])
                         .inc();
                     // The requester may have gone; the conversion is stored either way.
-                    let _ = job.reply.send(Ok(Arc::new(conversion)));
+                    let _ = job.reply.send(Ok(Stored {
+                        conversion: Arc::new(conversion),
+                        created: true,
+                    }));
                 }
             }
             Err(error) => {
-                let error = match error {
-                    StoreError::Unavailable(text) => PipelineError::StoreUnavailable(text),
-                    other => PipelineError::StoreRefused(other.to_string()),
-                };
+                let error = pipeline_error(error);
                 tracing::error!(rows = attributed.len(), %error, "conversion batch not stored");
                 for (job, _) in attributed {
                     self.fail(job, error.clone());
                 }
             }
         }
+    }
+
+    /// Answers the jobs whose order ClickHouse already has, and returns the others. The
+    /// dedup front only knows what this node has seen; this one query per batch makes
+    /// ClickHouse the judge of what is new. `None` when nothing is left to do.
+    async fn drop_already_stored(&self, batch: Vec<Job>, deadline: Instant) -> Option<Vec<Job>> {
+        let ids: Vec<_> = batch.iter().map(|job| job.conversion.id.clone()).collect();
+        let lookup = self
+            .retry_until(deadline, "conversions_lookup", || {
+                self.store.conversions_by_id(&ids)
+            })
+            .await;
+        let existing = match lookup {
+            Ok(existing) => existing,
+            Err(error) => {
+                let error = pipeline_error(error);
+                for job in batch {
+                    self.fail(job, error.clone());
+                }
+                return None;
+            }
+        };
+        if existing.is_empty() {
+            return Some(batch);
+        }
+        let mut existing: HashMap<_, _> = existing.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let mut new = Vec::with_capacity(batch.len());
+        for job in batch {
+            match existing.remove(&job.conversion.id) {
+                Some(stored) => {
+                    let _ = job.reply.send(Ok(Stored {
+                        conversion: Arc::new(stored),
+                        created: false,
+                    }));
+                }
+                None => new.push(job),
+            }
+        }
+        (!new.is_empty()).then_some(new)
     }
 
     /// The click a conversion is credited to.
@@ -153,29 +217,32 @@ impl Worker {
     /// which ReplacingMergeTree collapses.
     async fn write(
         &self,
+        deadline: Instant,
         commissions: &[CommissionRow],
         conversions: &[ConversionRow],
     ) -> Result<(), StoreError> {
-        let deadline = Instant::now() + self.config.insert_retry_budget;
-        self.insert_until(deadline, "commissions", || {
+        self.retry_until(deadline, "commissions", || {
             self.store.insert_commissions(commissions)
         })
         .await?;
-        self.insert_until(deadline, "conversions", || {
+        self.retry_until(deadline, "conversions", || {
             self.store.insert_conversions(conversions)
         })
         .await
     }
 
-    async fn insert_until<F, Fut>(
+    /// Runs `attempt` until it succeeds, fails for good, or the batch's budget is spent.
+    /// `table` labels the metrics: a table name for INSERTs, `conversions_lookup` for the
+    /// batch's existence check.
+    async fn retry_until<F, Fut, T>(
         &self,
         deadline: Instant,
         table: &str,
         mut attempt: F,
-    ) -> Result<(), StoreError>
+    ) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(), StoreError>>,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
         let mut delay = FIRST_RETRY_DELAY;
         loop {
@@ -185,16 +252,16 @@ impl Worker {
             let outcome = match tokio::time::timeout(remaining, attempt()).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(StoreError::Unavailable(format!(
-                    "no answer to the {table} INSERT within the retry budget"
+                    "no answer to the {table} statement within the retry budget"
                 ))),
             };
             match outcome {
-                Ok(()) => {
+                Ok(value) => {
                     self.metrics
                         .insert_seconds
                         .with_label_values(&[table])
                         .observe(started.elapsed().as_secs_f64());
-                    return Ok(());
+                    return Ok(value);
                 }
                 Err(error) => {
                     let kind = if error.is_retryable() {
@@ -229,5 +296,12 @@ impl Worker {
             .with_label_values(&[reason])
             .inc();
         let _ = job.reply.send(Err(error));
+    }
+}
+
+fn pipeline_error(error: StoreError) -> PipelineError {
+    match error {
+        StoreError::Unavailable(text) => PipelineError::StoreUnavailable(text),
+        other => PipelineError::StoreRefused(other.to_string()),
     }
 }

@@ -78,6 +78,59 @@ pub struct CommissionRow {
     pub base_currency: String,
 }
 
+/// Approximate RowBinary size, for the batch-bytes metric: strings are a length byte or
+/// two and their bytes; numbers and dates their width.
+fn text_bytes<'a>(texts: impl IntoIterator<Item = &'a String>) -> usize {
+    texts.into_iter().map(|t| t.len() + 2).sum()
+}
+
+impl ConversionRow {
+    pub fn approximate_bytes(&self) -> usize {
+        let texts = [
+            &self.conversion_id,
+            &self.brand_id,
+            &self.order_id,
+            &self.source,
+            &self.campaign_id,
+            &self.affiliate_id,
+            &self.link_id,
+            &self.click_id,
+            &self.attribution_method,
+            &self.event_type,
+            &self.currency,
+            &self.commission_currency,
+            &self.commission_rule,
+            &self.status,
+            &self.status_reason,
+            &self.note,
+            &self.customer_email_sha256,
+        ];
+        text_bytes(texts)
+            + text_bytes(&self.metadata_key)
+            + text_bytes(&self.metadata_value)
+            + 8 * 5
+            + 4 * 3
+            + 2
+    }
+}
+
+impl CommissionRow {
+    pub fn approximate_bytes(&self) -> usize {
+        let texts = [
+            &self.conversion_id,
+            &self.brand_id,
+            &self.affiliate_id,
+            &self.campaign_id,
+            &self.event_type,
+            &self.status,
+            &self.currency,
+            &self.rule,
+            &self.base_currency,
+        ];
+        text_bytes(texts) + 8 * 3 + 4 * 2
+    }
+}
+
 impl From<&Conversion> for ConversionRow {
     fn from(c: &Conversion) -> Self {
         let (metadata_key, metadata_value) = c.metadata.iter().cloned().unzip();

@@ -22,6 +22,8 @@ pub use lookup::StoredLookup;
 
 use crate::metrics::HttpMetrics;
 
+const SEED_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Clone)]
 pub struct DedupConfig {
     /// Memory for cached conversions (approximate).
@@ -136,8 +138,13 @@ impl DedupFront {
         }
         let stored = self.pipeline.submit(new.clone()).await?;
         self.bloom.insert(key);
-        created.store(true, Ordering::Release);
-        Ok(stored)
+        if stored.created {
+            created.store(true, Ordering::Release);
+        } else {
+            // Another node wrote it after this node's bloom filter was filled.
+            self.count("write_time_hit");
+        }
+        Ok(stored.conversion)
     }
 
     fn compare(new: &NewConversion, stored: Arc<Conversion>) -> Outcome {
@@ -188,13 +195,19 @@ pub async fn seed_bloom(
                 .enable_all()
                 .build()
                 .expect("building the bloom seeding runtime");
-            match runtime.block_on(store.for_each_dedup_key(|key| seeding.insert(key))) {
-                Ok(keys) => {
-                    seeding.mark_seeded();
-                    tracing::info!(keys, bytes = seeding.size_bytes(), elapsed = ?started.elapsed(), "dedup bloom filter seeded");
+            // Until seeded the filter answers "maybe": slower, still exact. Keep trying.
+            loop {
+                match runtime.block_on(store.for_each_dedup_key(|key| seeding.insert(key))) {
+                    Ok(keys) => {
+                        seeding.mark_seeded();
+                        tracing::info!(keys, bytes = seeding.size_bytes(), elapsed = ?started.elapsed(), "dedup bloom filter seeded");
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "seeding the dedup bloom filter failed; retrying");
+                        std::thread::sleep(SEED_RETRY_DELAY);
+                    }
                 }
-                // Left unseeded, the filter keeps answering "maybe": slower, still exact.
-                Err(error) => tracing::error!(%error, "seeding the dedup bloom filter failed"),
             }
         })
         .expect("spawning the bloom seeding thread");
