@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 pub use model::{Affiliate, ApiKey, Brand, Campaign, Link, Principal};
 
 use crate::domain::{AffiliateId, BrandId, CampaignId, LinkId};
-use crate::store::{Store, StoreError};
+use crate::store::{CatalogSnapshot, Store, StoreError};
 
 /// How long "no such key / link" is believed before ClickHouse is asked again.
 const MISS_TTL: Duration = Duration::from_secs(5);
@@ -89,7 +89,12 @@ impl Catalog {
             api_keys = snapshot.api_keys.len(),
             "catalog loaded"
         );
-        Ok(Self {
+        Ok(Self::from_snapshot(store, snapshot))
+    }
+
+    /// A catalog holding `snapshot`; what it does not hold is looked up in `store`.
+    pub fn from_snapshot(store: Store, snapshot: CatalogSnapshot) -> Self {
+        Self {
             store,
             brands: Table::new(snapshot.brands.into_iter().map(|b| (b.id.clone(), b))),
             affiliates: Table::new(snapshot.affiliates.into_iter().map(|a| (a.id.clone(), a))),
@@ -100,7 +105,7 @@ impl Catalog {
                 .max_capacity(100_000)
                 .time_to_live(MISS_TTL)
                 .build(),
-        })
+        }
     }
 
     pub fn brand(&self, id: &BrandId) -> Option<Arc<Brand>> {

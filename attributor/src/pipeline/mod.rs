@@ -8,6 +8,7 @@
 
 mod attribution;
 mod pacer;
+mod sink;
 mod worker;
 
 use std::sync::Arc;
@@ -20,12 +21,12 @@ use tokio::sync::oneshot;
 
 pub use attribution::{Touch, attribute};
 pub use pacer::InsertPacer;
+pub use sink::ConversionSink;
 
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::conversion::{Conversion, NewConversion};
 use crate::metrics::PipelineMetrics;
-use crate::store::Store;
 
 /// How the pipeline batches and when it gives up.
 #[derive(Debug, Clone)]
@@ -105,15 +106,18 @@ pub struct PipelineWorkers {
 }
 
 /// What the workers need besides their configuration.
-pub struct PipelineParts {
-    pub store: Store,
+pub struct PipelineParts<S> {
+    pub store: S,
     pub catalog: Arc<Catalog>,
     pub clock: Clock,
     pub metrics: PipelineMetrics,
 }
 
 impl Pipeline {
-    pub fn start(config: PipelineConfig, parts: PipelineParts) -> (Pipeline, PipelineWorkers) {
+    pub fn start<S: ConversionSink>(
+        config: PipelineConfig,
+        parts: PipelineParts<S>,
+    ) -> (Pipeline, PipelineWorkers) {
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let closing = Arc::new(AtomicBool::new(false));
         let pacer = Arc::new(InsertPacer::new(
@@ -127,7 +131,7 @@ impl Pipeline {
                     closing: Arc::clone(&closing),
                     pacer: Arc::clone(&pacer),
                     config: config.clone(),
-                    store: parts.store.with_own_pool(),
+                    store: parts.store.for_worker(),
                     catalog: Arc::clone(&parts.catalog),
                     clock: parts.clock.clone(),
                     metrics: parts.metrics.clone(),

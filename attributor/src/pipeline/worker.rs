@@ -6,30 +6,30 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::attribution::{Touch, attribute};
-use super::{InsertPacer, Job, PipelineConfig, PipelineError, Stored};
+use super::{ConversionSink, InsertPacer, Job, PipelineConfig, PipelineError, Stored};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::conversion::{Conversion, NewConversion};
 use crate::domain::AttributionMethod;
 use crate::metrics::PipelineMetrics;
-use crate::store::{CommissionRow, ConversionRow, Store, StoreError};
+use crate::store::{CommissionRow, ConversionRow, StoreError};
 
 /// How often an idle worker looks at the closing flag.
 const IDLE_POLL: Duration = Duration::from_millis(50);
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 
-pub(super) struct Worker {
+pub(super) struct Worker<S> {
     pub receiver: Receiver<Job>,
     pub closing: Arc<AtomicBool>,
     pub pacer: Arc<InsertPacer>,
     pub config: PipelineConfig,
-    pub store: Store,
+    pub store: S,
     pub catalog: Arc<Catalog>,
     pub clock: Clock,
     pub metrics: PipelineMetrics,
 }
 
-impl Worker {
+impl<S: ConversionSink> Worker<S> {
     /// Runs on its own OS thread with its own single-threaded runtime for the ClickHouse
     /// client, so attribution and INSERTs never occupy the HTTP tier's threads.
     pub fn run(self) {
@@ -156,9 +156,7 @@ impl Worker {
     async fn drop_already_stored(&self, batch: Vec<Job>, deadline: Instant) -> Option<Vec<Job>> {
         let ids: Vec<_> = batch.iter().map(|job| job.conversion.id.clone()).collect();
         let lookup = self
-            .retry_until(deadline, "conversions_lookup", || {
-                self.store.conversions_by_id(&ids)
-            })
+            .retry_until(deadline, "conversions_lookup", || self.store.stored(&ids))
             .await;
         let existing = match lookup {
             Ok(existing) => existing,

@@ -82,6 +82,17 @@ impl Store {
         })
     }
 
+    /// A handle that has not talked to the server yet (version unknown, rows unvalidated),
+    /// for tools and benches that may never reach it; [`Store::connect`] is for the service.
+    pub fn unconnected(settings: &StoreSettings) -> Self {
+        let unknown = Self {
+            client: Client::default(),
+            server_version: (0, 0),
+            settings: settings.clone(),
+        };
+        unknown.with_own_pool()
+    }
+
     /// A store with its own connection pool, for a thread that drives its own runtime:
     /// pooled connections belong to the runtime that opened them.
     pub fn with_own_pool(&self) -> Self {
