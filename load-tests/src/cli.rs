@@ -1,0 +1,237 @@
+//! The command line: `setup`, `run` (with `--baseline` to compare) and `fill`. Every option
+//! that names a place or a secret also reads an `AFFILYNC_*` variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::drive::Pace;
+use crate::scenario::{Mix, Scenario};
+use crate::setup::SetupPlan;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "affilync-load",
+    version,
+    about = "Load generator for Affilync ingestion that checks what was stored"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Threads driving the requests; default: one per core.
+    #[arg(long, global = true, env = "AFFILYNC_LOAD_THREADS")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a brand, affiliates, campaigns, links, a brand key and clicks; print them as
+    /// JSON (and save them with --save, for `fill`).
+    Setup(SetupArgs),
+    /// Run a scenario, report rate and latency, then check the store.
+    Run(Box<RunArgs>),
+    /// Write conversions for one brand straight through the store.
+    Fill(FillArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    /// Base URL of the running service.
+    #[arg(
+        long,
+        env = "AFFILYNC_LOAD_TARGET",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub target: String,
+    /// The service's admin token.
+    #[arg(long, env = "AFFILYNC_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+impl ServiceArgs {
+    pub fn admin_token(&self) -> anyhow::Result<&str> {
+        self.admin_token
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("give --admin-token or set AFFILYNC_ADMIN_TOKEN"))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShapeArgs {
+    #[arg(long, default_value_t = 3)]
+    pub campaigns: usize,
+    #[arg(long, default_value_t = 2)]
+    pub affiliates: usize,
+    /// Click ids to collect by following the links; conversions use them in turn.
+    #[arg(long, default_value_t = 100)]
+    pub clicks: usize,
+}
+
+impl ShapeArgs {
+    pub fn plan(&self, name: &str) -> SetupPlan {
+        SetupPlan {
+            name: name.to_owned(),
+            campaigns: self.campaigns,
+            affiliates: self.affiliates,
+            clicks: self.clicks.max(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClickhouseArgs {
+    /// ClickHouse HTTP URL of the service's store, for the checks and for fill.
+    #[arg(long, env = "AFFILYNC_CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+    #[arg(long, env = "AFFILYNC_CLICKHOUSE_DATABASE", default_value = "affilync")]
+    pub clickhouse_database: String,
+    #[arg(long, env = "AFFILYNC_CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+    #[arg(
+        long,
+        env = "AFFILYNC_CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub clickhouse_password: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Write the setup as JSON to this file.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[arg(long, value_enum)]
+    pub scenario: Scenario,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Concurrent connections, each with one request in flight.
+    #[arg(long, short = 'c', default_value_t = 32)]
+    pub connections: usize,
+    /// Requests per second across all connections; unset: flat out.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// How long to send, like 10s, 500ms or 2m; default 10s unless --requests is given.
+    #[arg(long, value_parser = parse_span)]
+    pub duration: Option<Duration>,
+    /// How many requests to send.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// A request unanswered this long counts as timed out (its outcome uncertain).
+    #[arg(long, value_parser = parse_span, default_value = "10s")]
+    pub timeout: Duration,
+    /// Conversions stored before replay, conflict and mixed runs, and sent again.
+    #[arg(long, default_value_t = 1000)]
+    pub pool: usize,
+    /// Shares of clicks : new conversions : replays in the mixed scenario.
+    #[arg(long, default_value = "5:3:2")]
+    pub mix: Mix,
+    /// Run first against this do-nothing baseline (affilync-baseline) with the same
+    /// settings, and report the service's rate as a share of the baseline's.
+    #[arg(long, env = "AFFILYNC_LOAD_BASELINE")]
+    pub baseline: Option<String>,
+    #[command(flatten)]
+    pub clickhouse: ClickhouseArgs,
+    /// Skip the store check.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// How to print the report on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+impl RunArgs {
+    pub fn pace(&self) -> Pace {
+        let duration = match (self.duration, self.requests) {
+            (None, None) => Some(Duration::from_secs(10)),
+            (duration, _) => duration,
+        };
+        Pace {
+            connections: self.connections.max(1),
+            rate: self.rate.filter(|rate| *rate > 0.0),
+            duration,
+            requests: self.requests,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FillArgs {
+    /// A file saved by `setup --save`; without it, a setup is made through --target.
+    #[arg(long)]
+    pub setup: Option<PathBuf>,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Where to save the setup made when --setup is not given.
+    #[arg(long)]
+    pub save_setup: Option<PathBuf>,
+    #[command(flatten)]
+    pub clickhouse: ClickhouseArgs,
+    /// Conversions to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// created_at is spread over this many days before now.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// Rows per INSERT.
+    #[arg(long, default_value_t = 100_000)]
+    pub batch_rows: usize,
+}
+
+/// `10s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_with_and_without_units() {
+        assert_eq!(parse_span("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_span("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_span("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_span("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_span("ten").is_err());
+        assert!(parse_span("5d").is_err());
+    }
+}

@@ -1,0 +1,239 @@
+//! Made-up but realistic conversions for `fill`, stored the way the attribution workers
+//! store them: a `Conversion` with its commission from the campaign's `CommissionRules`,
+//! reviews through `Conversion::with_status`, and rows from `ConversionRow::from` /
+//! `CommissionRow::from`. Only the clock and the dice are ours.
+
+use anyhow::Context;
+use attributor::commission::CommissionRules;
+use attributor::conversion::version_at;
+use attributor::domain::{
+    AffiliateId, Amount, AttributionMethod, BrandId, CampaignId, ClickSigner, ConversionId,
+    Currency, EmailHash, EventType, LinkId, Source, Status,
+};
+use attributor::store::{CommissionRow, ConversionRow};
+use attributor::{Attribution, Conversion};
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use rust_decimal::Decimal;
+use time::{Duration, OffsetDateTime};
+
+use crate::setup::Setup;
+
+const DAY_SECONDS: i64 = 86_400;
+
+/// One INSERT's worth of rows for each table.
+pub struct Batch {
+    pub conversions: Vec<ConversionRow>,
+    pub commissions: Vec<CommissionRow>,
+}
+
+/// A link with what its campaign decides: commission rules, currency, cookie window.
+struct LinkTerms {
+    link: LinkId,
+    campaign: CampaignId,
+    affiliate: AffiliateId,
+    currency: Currency,
+    commission: CommissionRules,
+    cookie_window_days: u16,
+}
+
+/// Makes conversions for the setup's brand, spread over `days` before `now`.
+pub struct History {
+    brand: BrandId,
+    links: Vec<LinkTerms>,
+    /// Click ids are signed like real ones, with a key of their own: they are history,
+    /// never sent back to the service.
+    signer: ClickSigner,
+    rng: StdRng,
+    now: OffsetDateTime,
+    days: u32,
+    tag: String,
+}
+
+impl History {
+    pub fn new(setup: &Setup, days: u32, tag: String) -> anyhow::Result<Self> {
+        let brand = BrandId::parse(&setup.brand_id).context("the setup's brand_id")?;
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0)?;
+        let mut links = Vec::new();
+        for l in &setup.links {
+            let campaign = setup
+                .campaigns
+                .iter()
+                .find(|c| c.campaign_id == l.campaign_id)
+                .with_context(|| format!("link {} has no campaign in the setup", l.link_id))?;
+            let currency: Currency = campaign.currency.parse().context("a campaign's currency")?;
+            let commission = CommissionRules::from_json(&campaign.commission, currency)
+                .map_err(|e| anyhow::anyhow!("campaign {}: {e}", campaign.campaign_id))?;
+            links.push(LinkTerms {
+                link: LinkId::parse(&l.link_id).context("a link_id")?,
+                campaign: CampaignId::parse(&l.campaign_id).context("a campaign_id")?,
+                affiliate: AffiliateId::parse(&l.affiliate_id).context("an affiliate_id")?,
+                currency,
+                commission,
+                cookie_window_days: campaign.cookie_window_days,
+            });
+        }
+        anyhow::ensure!(!links.is_empty(), "the setup has no links");
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        Ok(Self {
+            brand,
+            links,
+            signer: ClickSigner::new(&secret),
+            rng: StdRng::from_os_rng(),
+            now,
+            days: days.max(1),
+            tag,
+        })
+    }
+
+    /// Conversions `first..first + count` as rows.
+    pub fn batch(&mut self, first: u64, count: usize) -> Batch {
+        let mut batch = Batch {
+            conversions: Vec::with_capacity(count),
+            commissions: Vec::with_capacity(count),
+        };
+        for n in first..first + count as u64 {
+            let conversion = self.conversion(n);
+            batch.conversions.push(ConversionRow::from(&conversion));
+            batch.commissions.push(CommissionRow::from(&conversion));
+        }
+        batch
+    }
+
+    fn conversion(&mut self, n: u64) -> Conversion {
+        let rng = &mut self.rng;
+        let terms = &self.links[rng.random_range(0..self.links.len())];
+        let created_at =
+            self.now - Duration::seconds(rng.random_range(0..i64::from(self.days) * DAY_SECONDS));
+        let seconds_from_click = seconds_from_click(rng);
+        let click = self.signer.issue(
+            &terms.link,
+            created_at - Duration::seconds(seconds_from_click),
+        );
+        let method = match rng.random_range(0..100) {
+            0..85 => AttributionMethod::ClickId,
+            85..95 => AttributionMethod::Cookie,
+            _ => AttributionMethod::Email,
+        };
+        let event_type = if rng.random_bool(0.9) {
+            EventType::Sale
+        } else {
+            EventType::Lead
+        };
+        let amount = match event_type {
+            EventType::Sale => shop_amount(rng, terms.currency),
+            _ => Amount::new(Decimal::ZERO, terms.currency).expect("zero is an amount"),
+        };
+        let email_hash = rng
+            .random_bool(0.6)
+            .then(|| format!("customer{}@example.com", rng.random_range(0..200_000)))
+            .and_then(|address| EmailHash::of_address(&address));
+        let source = match rng.random_range(0..10) {
+            0..5 => Source::Api,
+            5..9 => Source::Postback,
+            _ => Source::Pixel,
+        };
+        let mut metadata = Vec::new();
+        if rng.random_bool(0.3) {
+            let product = format!("prod_{}", rng.random_range(100..999));
+            metadata.push(("product_id".to_owned(), product));
+        }
+        if rng.random_bool(0.1) {
+            metadata.push(("coupon_code".to_owned(), "SUMMER20".to_owned()));
+        }
+
+        let commission = terms
+            .commission
+            .commission(event_type, amount, terms.currency);
+        // As the workers do: outside the cookie window a conversion is kept, rejected,
+        // with a reason and no commission.
+        let window_days = i64::from(terms.cookie_window_days);
+        let (status, status_reason, commission_amount) =
+            if seconds_from_click > window_days * DAY_SECONDS {
+                let reason = format!(
+                    "click is {} days old, outside the campaign's {window_days}-day cookie window",
+                    seconds_from_click / DAY_SECONDS
+                );
+                (Status::Rejected, reason, Decimal::ZERO)
+            } else {
+                (Status::Pending, String::new(), commission.amount)
+            };
+        let order_id = format!("ord-{}-{n:09}", self.tag);
+        let conversion = Conversion {
+            id: ConversionId::derive(&self.brand, &order_id),
+            brand: self.brand.clone(),
+            order_id,
+            version: version_at(created_at),
+            created_at,
+            updated_at: created_at,
+            source,
+            campaign: terms.campaign.clone(),
+            affiliate: terms.affiliate.clone(),
+            link: terms.link.clone(),
+            // A conversion credited by e-mail names no click of its own.
+            click_id: match method {
+                AttributionMethod::Email => String::new(),
+                _ => click.as_str().to_owned(),
+            },
+            attribution: Some(Attribution {
+                method,
+                click_time: click.clicked_at(),
+                seconds_from_click: u32::try_from(seconds_from_click).unwrap_or(u32::MAX),
+            }),
+            event_type,
+            amount: amount.value(),
+            currency: amount.currency(),
+            commission_amount,
+            commission_currency: commission.currency,
+            commission_rule: commission
+                .rule
+                .map_or_else(|| "none".to_owned(), |rule| rule.to_string()),
+            status,
+            status_reason,
+            note: String::new(),
+            email_hash,
+            metadata,
+        };
+        self.review(conversion)
+    }
+
+    /// Most conversions wait for review; of the rest most are approved, some rejected,
+    /// a few days after they came in.
+    fn review(&mut self, conversion: Conversion) -> Conversion {
+        if conversion.status != Status::Pending {
+            return conversion;
+        }
+        let (status, note) = match self.rng.random_range(0..100) {
+            0..15 => (Status::Approved, "verified in the shop system"),
+            15..20 => (Status::Rejected, "order cancelled"),
+            _ => return conversion,
+        };
+        let later = Duration::seconds(self.rng.random_range(DAY_SECONDS..14 * DAY_SECONDS));
+        let reviewed_at = conversion.created_at + later;
+        if reviewed_at > self.now {
+            // Too recent to have been reviewed yet.
+            return conversion;
+        }
+        conversion.with_status(status, note, reviewed_at)
+    }
+}
+
+/// Seconds between click and conversion: mostly the same day, some within the week, a
+/// few near or past a 30-day cookie window (those are stored as rejected).
+fn seconds_from_click(rng: &mut StdRng) -> i64 {
+    match rng.random_range(0..100) {
+        0..60 => rng.random_range(30..DAY_SECONDS),
+        60..90 => rng.random_range(DAY_SECONDS..7 * DAY_SECONDS),
+        90..98 => rng.random_range(7 * DAY_SECONDS..30 * DAY_SECONDS),
+        _ => rng.random_range(31 * DAY_SECONDS..45 * DAY_SECONDS),
+    }
+}
+
+/// Basket values between about 5 and 600, most of them a few tens, in whole cents.
+fn shop_amount(rng: &mut StdRng, currency: Currency) -> Amount {
+    let log_cents: f64 = rng.random_range(2.7..4.8);
+    let cents = 10f64.powf(log_cents).round() as i64;
+    let value = currency.round(Decimal::new(cents, 2));
+    Amount::new(value, currency).expect("shop amounts are small positive numbers")
+}
