@@ -9,13 +9,22 @@ use crate::domain::{
     EmailHash, EventType, LinkId, OrderId, Source, Status,
 };
 
+/// A click a report points at, and how the reporter knew it: sent as the click id (API,
+/// postback, the pixel's explicit option or landing URL) or kept in a cookie.
+#[derive(Debug, Clone)]
+pub struct ReportedClick {
+    pub id: ClickId,
+    pub method: AttributionMethod,
+}
+
 /// A brand's report of a conversion, every field checked, before attribution.
 #[derive(Debug, Clone)]
 pub struct NewConversion {
     pub id: ConversionId,
     pub brand: BrandId,
     pub order_id: OrderId,
-    pub click: Option<ClickId>,
+    /// `None` asks for cross-device attribution by `email`.
+    pub click: Option<ReportedClick>,
     pub amount: Amount,
     pub event_type: EventType,
     pub email: Option<EmailHash>,
@@ -26,8 +35,11 @@ pub struct NewConversion {
 impl NewConversion {
     /// Whether a repeat of an order is the same report (answered as a replay) or a
     /// different one (a conflict): click, amount as a decimal, currency and event type.
+    /// A repeat without a click matches whatever click the order was credited to.
     pub fn is_same_report_as(&self, stored: &Conversion) -> bool {
-        self.click.as_ref().map_or("", ClickId::as_str) == stored.click_id
+        self.click
+            .as_ref()
+            .is_none_or(|click| click.id.as_str() == stored.click_id)
             && self.amount.value() == stored.amount
             && self.amount.currency() == stored.currency
             && self.event_type == stored.event_type

@@ -19,7 +19,7 @@ pub mod pipeline;
 pub mod store;
 
 pub use clock::Clock;
-pub use conversion::{Attribution, Conversion, NewConversion};
+pub use conversion::{Attribution, Conversion, NewConversion, ReportedClick};
 pub use pipeline::{
     Pipeline, PipelineConfig, PipelineError, PipelineParts, PipelineWorkers, Stored,
 };

@@ -17,14 +17,14 @@ pub struct PipelineMetrics {
     /// Approximate RowBinary bytes per INSERT; `table`: conversions | commissions | clicks.
     pub batch_bytes: HistogramVec,
     /// Store round trips of the workers that succeeded; `table`: conversions | commissions |
-    /// clicks for INSERTs, conversions_lookup for a batch's existence check.
+    /// clicks for INSERTs, conversions_lookup and email_touches_lookup for a batch's reads.
     pub insert_seconds: HistogramVec,
     /// Failed attempts of the same; `table` as above, `kind`: retryable | refused.
     pub insert_errors_total: IntCounterVec,
     /// Conversions stored; `status`: pending | rejected, `source`: api | postback | pixel.
     pub conversions_stored_total: IntCounterVec,
     /// Conversions answered without being stored; `reason`: unknown_click |
-    /// click_of_another_brand | store_unavailable | store_refused.
+    /// click_of_another_brand | no_matching_touch | store_unavailable | store_refused.
     pub conversions_failed_total: IntCounterVec,
     /// Clicks waiting to be written.
     pub click_queue_depth: IntGauge,

@@ -158,6 +158,10 @@ impl From<PipelineError> for ApiError {
             PipelineError::ClickOfAnotherBrand => {
                 ApiError::invalid("click_id", "belongs to another brand's campaign")
             }
+            PipelineError::NoMatchingTouch => ApiError::invalid(
+                "click_id",
+                "is missing, and no click of this customer_email is within the campaign's cookie window",
+            ),
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct HttpMetrics {
     pub unavailable_total: IntCounterVec,
     /// Conversion reports received and not yet answered.
     pub conversions_in_flight: IntGauge,
+    /// Browser pixel reports by outcome; `outcome`: stored | replayed | conflict | no_click
+    /// | forged_click | unknown_click | no_matching_email | invalid | unavailable.
+    pub pixel_reports_total: IntCounterVec,
 }
 
 impl HttpMetrics {
@@ -67,6 +70,14 @@ impl HttpMetrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            pixel_reports_total: IntCounterVec::new(
+                Opts::new(
+                    "affilync_pixel_reports_total",
+                    "Browser pixel reports by outcome",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             conversions_in_flight: IntGauge::new(
                 "affilync_conversions_in_flight",
                 "Conversion reports received and not yet answered",
@@ -80,6 +91,7 @@ impl HttpMetrics {
             Box::new(metrics.conversion_answers_total.clone()),
             Box::new(metrics.unavailable_total.clone()),
             Box::new(metrics.conversions_in_flight.clone()),
+            Box::new(metrics.pixel_reports_total.clone()),
         ] {
             registry
                 .register(collector)

@@ -16,7 +16,7 @@ use prometheus::Registry;
 
 use crate::config::Config;
 use crate::dedup::{DedupFront, StoredLookup, seed_bloom};
-use crate::endpoints::routes;
+use crate::endpoints::{PixelScript, routes};
 use crate::metrics::{HttpMetrics, record_request};
 use crate::state::AppState;
 
@@ -76,6 +76,7 @@ pub async fn serve(
         clock: config.clock.clone(),
         admin_token: config.admin_token.clone(),
         public_url: config.public_url.clone(),
+        pixel_script: PixelScript::for_service(&config.public_url),
         registry,
         metrics: http_metrics,
         pipeline_metrics,

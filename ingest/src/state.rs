@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::config::Secret;
 use crate::dedup::DedupFront;
+use crate::endpoints::PixelScript;
 use crate::metrics::HttpMetrics;
 
 /// What every handler can reach.
@@ -23,6 +24,7 @@ pub struct AppState {
     pub clock: Clock,
     pub admin_token: Option<Secret>,
     pub public_url: Url,
+    pub pixel_script: PixelScript,
     pub registry: Registry,
     pub metrics: HttpMetrics,
     pub pipeline_metrics: PipelineMetrics,

@@ -261,17 +261,34 @@ async fn a_second_node_knows_what_the_first_stored() {
     .await;
     let net = first.network().await;
     let click = first.click(&net.link_url).await;
-    let (status, stored) = json_body(first.track(&net.brand_key, &conversion(&click, "n-1", "5.00")).await).await;
+    let (status, stored) = json_body(
+        first
+            .track(&net.brand_key, &conversion(&click, "n-1", "5.00"))
+            .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let response = second.track(&net.brand_key, &conversion(&click, "n-1", "5.00")).await;
+    let response = second
+        .track(&net.brand_key, &conversion(&click, "n-1", "5.00"))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["idempotent-replayed"], "true");
     assert_eq!(response.json::<Value>().await.unwrap(), stored);
-    let (status, conflict) = json_body(second.track(&net.brand_key, &conversion(&click, "n-1", "6.00")).await).await;
+    let (status, conflict) = json_body(
+        second
+            .track(&net.brand_key, &conversion(&click, "n-1", "6.00"))
+            .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(conflict["data"], stored["data"]);
-    assert_eq!(first.clickhouse_count("SELECT count() FROM conversions").await, 1);
+    assert_eq!(
+        first
+            .clickhouse_count("SELECT count() FROM conversions")
+            .await,
+        1
+    );
 
     // Sent to both nodes at once, each order still ends as one conversion with one id.
     let orders: Vec<String> = (0..10).map(|i| format!("both-{i}")).collect();
@@ -284,11 +301,19 @@ async fn a_second_node_knows_what_the_first_stored() {
     }))
     .await;
     for pair in answers.chunks(2) {
-        assert!(pair.iter().all(|(status, _)| status.is_success()), "{pair:?}");
-        assert_eq!(pair[0].1["data"]["conversion_id"], pair[1].1["data"]["conversion_id"]);
+        assert!(
+            pair.iter().all(|(status, _)| status.is_success()),
+            "{pair:?}"
+        );
+        assert_eq!(
+            pair[0].1["data"]["conversion_id"],
+            pair[1].1["data"]["conversion_id"]
+        );
     }
     assert_eq!(
-        first.clickhouse_count("SELECT count() FROM conversions FINAL WHERE order_id LIKE 'both-%'").await,
+        first
+            .clickhouse_count("SELECT count() FROM conversions FINAL WHERE order_id LIKE 'both-%'")
+            .await,
         10
     );
 }

@@ -48,10 +48,7 @@ pub fn attribute(new: &NewConversion, touch: &Touch, now: OffsetDateTime) -> Con
         campaign: campaign.id.clone(),
         affiliate: touch.resolved.link.affiliate.clone(),
         link: touch.resolved.link.id.clone(),
-        click_id: new
-            .click
-            .as_ref()
-            .map_or_else(String::new, |click| click.as_str().to_owned()),
+        click_id: touch.click_id.clone(),
         attribution: Some(Attribution {
             method: touch.method,
             click_time: touch.clicked_at,
@@ -83,6 +80,7 @@ mod tests {
     use super::*;
     use crate::catalog::{Campaign, Link};
     use crate::commission::{CommissionRule, CommissionRules};
+    use crate::conversion::ReportedClick;
     use crate::domain::*;
 
     fn touch(clicked_at: OffsetDateTime) -> (NewConversion, Touch) {
@@ -110,7 +108,10 @@ mod tests {
             id: ConversionId::derive(&brand, "order_456"),
             brand,
             order_id: OrderId::parse("order_456").unwrap(),
-            click: Some(click.clone()),
+            click: Some(ReportedClick {
+                id: click.clone(),
+                method: AttributionMethod::ClickId,
+            }),
             amount: Amount::parse("99.99", Currency::USD).unwrap(),
             event_type: EventType::Sale,
             email: None,

@@ -76,6 +76,8 @@ pub enum PipelineError {
     UnknownClick,
     #[error("the click belongs to another brand's campaign")]
     ClickOfAnotherBrand,
+    #[error("no click of this customer's e-mail within the cookie window")]
+    NoMatchingTouch,
 }
 
 pub(crate) struct Job {

@@ -1,8 +1,8 @@
 use std::future::Future;
 
 use crate::conversion::Conversion;
-use crate::domain::ConversionId;
-use crate::store::{CommissionRow, ConversionRow, Store, StoreError};
+use crate::domain::{ConversionId, EmailHash};
+use crate::store::{CommissionRow, ConversionRow, EmailTouch, Store, StoreError};
 
 /// Where attribution workers read and write. ClickHouse ([`Store`]) in the service; the
 /// benches put a sink that only counts behind the same workers, to measure the pipeline
@@ -18,6 +18,12 @@ pub trait ConversionSink: Send + Sync + 'static {
         &self,
         ids: &[ConversionId],
     ) -> impl Future<Output = Result<Vec<Conversion>, StoreError>> + Send;
+
+    /// The latest touch of each e-mail hash, per brand (cross-device attribution).
+    fn email_touches(
+        &self,
+        emails: &[EmailHash],
+    ) -> impl Future<Output = Result<Vec<EmailTouch>, StoreError>> + Send;
 
     fn insert_commissions(
         &self,
@@ -40,6 +46,13 @@ impl ConversionSink for Store {
         ids: &[ConversionId],
     ) -> impl Future<Output = Result<Vec<Conversion>, StoreError>> + Send {
         self.conversions_by_id(ids)
+    }
+
+    fn email_touches(
+        &self,
+        emails: &[EmailHash],
+    ) -> impl Future<Output = Result<Vec<EmailTouch>, StoreError>> + Send {
+        Store::email_touches(self, emails)
     }
 
     fn insert_commissions(

@@ -4,15 +4,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use time::OffsetDateTime;
 
 use super::attribution::{Touch, attribute};
 use super::{ConversionSink, InsertPacer, Job, PipelineConfig, PipelineError, Stored};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ResolvedLink};
 use crate::clock::Clock;
 use crate::conversion::{Conversion, NewConversion};
-use crate::domain::AttributionMethod;
+use crate::domain::{AttributionMethod, BrandId, EmailHash, LinkId};
 use crate::metrics::PipelineMetrics;
-use crate::store::{CommissionRow, ConversionRow, StoreError};
+use crate::store::{CommissionRow, ConversionRow, EmailTouch, StoreError};
 
 /// How often an idle worker looks at the closing flag.
 const IDLE_POLL: Duration = Duration::from_millis(50);
@@ -79,10 +80,13 @@ impl<S: ConversionSink> Worker<S> {
         let Some(batch) = self.drop_already_stored(batch, deadline).await else {
             return;
         };
+        let Some((batch, touches)) = self.email_touches_for(batch, deadline).await else {
+            return;
+        };
         let now = self.clock.now();
         let mut attributed: Vec<(Job, Conversion)> = Vec::with_capacity(batch.len());
         for job in batch {
-            match self.touch_for(&job.conversion).await {
+            match self.touch_for(&job.conversion, &touches, now).await {
                 Ok(touch) => {
                     let conversion = attribute(&job.conversion, &touch, now);
                     attributed.push((job, conversion));
@@ -187,27 +191,87 @@ impl<S: ConversionSink> Worker<S> {
         (!new.is_empty()).then_some(new)
     }
 
-    /// The click a conversion is credited to.
-    async fn touch_for(&self, conversion: &NewConversion) -> Result<Touch, PipelineError> {
-        let click = conversion
-            .click
-            .as_ref()
-            .ok_or(PipelineError::UnknownClick)?;
-        let resolved = self
-            .catalog
-            .resolve_link(click.link())
-            .await
-            .map_err(|error| PipelineError::StoreUnavailable(error.to_string()))?
-            .ok_or(PipelineError::UnknownClick)?;
-        if resolved.link.brand != conversion.brand {
-            return Err(PipelineError::ClickOfAnotherBrand);
+    /// The click a conversion is credited to: the one it reports (by id or cookie), or,
+    /// with none, the latest click its customer's e-mail was credited with at this brand
+    /// within the campaign's cookie window.
+    async fn touch_for(
+        &self,
+        conversion: &NewConversion,
+        touches: &HashMap<(BrandId, EmailHash), EmailTouch>,
+        now: OffsetDateTime,
+    ) -> Result<Touch, PipelineError> {
+        if let Some(click) = &conversion.click {
+            let resolved = self.resolve(click.id.link()).await?;
+            if resolved.link.brand != conversion.brand {
+                return Err(PipelineError::ClickOfAnotherBrand);
+            }
+            return Ok(Touch {
+                resolved,
+                click_id: click.id.as_str().to_owned(),
+                clicked_at: click.id.clicked_at(),
+                method: click.method,
+            });
+        }
+        let email = conversion.email.ok_or(PipelineError::NoMatchingTouch)?;
+        let touch = touches
+            .get(&(conversion.brand.clone(), email))
+            .ok_or(PipelineError::NoMatchingTouch)?;
+        let resolved = self.resolve(&touch.link).await?;
+        if now - touch.click_time > resolved.campaign.cookie_window() {
+            return Err(PipelineError::NoMatchingTouch);
         }
         Ok(Touch {
             resolved,
-            click_id: click.as_str().to_owned(),
-            clicked_at: click.clicked_at(),
-            method: AttributionMethod::ClickId,
+            click_id: touch.click_id.clone(),
+            clicked_at: touch.click_time,
+            method: AttributionMethod::Email,
         })
+    }
+
+    async fn resolve(&self, link: &LinkId) -> Result<ResolvedLink, PipelineError> {
+        self.catalog
+            .resolve_link(link)
+            .await
+            .map_err(|error| PipelineError::StoreUnavailable(error.to_string()))?
+            .ok_or(PipelineError::UnknownClick)
+    }
+
+    /// One look-up for the batch's conversions that came without a click but with an
+    /// e-mail. `None` (every job answered) if ClickHouse cannot be asked.
+    async fn email_touches_for(
+        &self,
+        batch: Vec<Job>,
+        deadline: Instant,
+    ) -> Option<(Vec<Job>, HashMap<(BrandId, EmailHash), EmailTouch>)> {
+        let emails: Vec<EmailHash> = batch
+            .iter()
+            .filter(|job| job.conversion.click.is_none())
+            .filter_map(|job| job.conversion.email)
+            .collect();
+        if emails.is_empty() {
+            return Some((batch, HashMap::new()));
+        }
+        let lookup = self
+            .retry_until(deadline, "email_touches_lookup", || {
+                self.store.email_touches(&emails)
+            })
+            .await;
+        match lookup {
+            Ok(touches) => {
+                let touches = touches
+                    .into_iter()
+                    .map(|touch| ((touch.brand.clone(), touch.email), touch))
+                    .collect();
+                Some((batch, touches))
+            }
+            Err(error) => {
+                let error = pipeline_error(error);
+                for job in batch {
+                    self.fail(job, error.clone());
+                }
+                None
+            }
+        }
     }
 
     /// Commissions first: a conversion row is what dedup finds, so it must never exist
@@ -285,6 +349,7 @@ impl<S: ConversionSink> Worker<S> {
     fn fail(&self, job: Job, error: PipelineError) {
         let reason = match &error {
             PipelineError::UnknownClick => "unknown_click",
+            PipelineError::NoMatchingTouch => "no_matching_touch",
             PipelineError::ClickOfAnotherBrand => "click_of_another_brand",
             PipelineError::StoreUnavailable(_) => "store_unavailable",
             _ => "store_refused",

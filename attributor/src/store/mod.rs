@@ -8,6 +8,7 @@ mod conversions;
 mod error;
 mod migrate;
 mod rows;
+mod touches;
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ pub use conversions::{ListFilter, ListOwner, ListPage};
 pub use error::StoreError;
 pub use migrate::{MIGRATIONS, Migration};
 pub use rows::{CommissionRow, ConversionRow};
+pub use touches::EmailTouch;
 
 /// Where the store lives.
 #[derive(Clone, Debug)]

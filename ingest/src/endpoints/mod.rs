@@ -4,8 +4,11 @@ mod admin;
 mod click;
 mod listing;
 mod ops;
+mod pixel;
 mod report;
 mod review;
+
+pub use pixel::PixelScript;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -19,6 +22,13 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(report::postback))
                 .route(web::post().to(report::postback)),
         )
+        // Before /api/conversions/{id}, which would otherwise match "pixel" as an id.
+        .service(
+            resource("/api/conversions/pixel")
+                .route(web::get().to(pixel::report))
+                .route(web::post().to(pixel::report))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(pixel::preflight)),
+        )
         .service(resource("/api/conversions").route(web::get().to(listing::list)))
         .service(
             resource("/api/conversions/{id}")
@@ -26,6 +36,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::patch().to(review::patch)),
         )
         .service(resource("/c/{link_id}").route(web::get().to(click::redirect)))
+        .service(resource("/pixel.js").route(web::get().to(pixel::script)))
         .service(resource("/api/admin/brands").route(web::post().to(admin::create_brand)))
         .service(resource("/api/admin/affiliates").route(web::post().to(admin::create_affiliate)))
         .service(resource("/api/admin/campaigns").route(web::post().to(admin::create_campaign)))

@@ -4,10 +4,11 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use attributor::NewConversion;
 use attributor::domain::{
-    Amount, BrandId, ClickSigner, ConversionId, Currency, EmailHash, EventType, OrderId, Source,
+    Amount, AttributionMethod, BrandId, ClickId, ClickSigner, ConversionId, Currency, EmailHash,
+    EventType, OrderId, Source,
 };
+use attributor::{NewConversion, ReportedClick};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -101,20 +102,37 @@ impl ConversionInput {
     }
 
     /// Checks every field, in the order a reader would (click, order, currency, amount,
-    /// event type, e-mail), and reports the first that is wrong.
+    /// event type, e-mail), and reports the first that is wrong. A click id is required,
+    /// unless a customer_email asks for cross-device attribution instead.
     pub fn into_conversion(
-        self,
+        mut self,
         brand: &BrandId,
         signer: &ClickSigner,
         source: Source,
     ) -> Result<NewConversion, ApiError> {
-        let click_text = required(self.click_id, "click_id")?;
-        if click_text.len() > MAX_CLICK_ID_BYTES {
-            return Err(ApiError::invalid("click_id", "is not an Affilync click id"));
-        }
-        let click = signer
-            .verify(&click_text)
-            .map_err(|error| ApiError::invalid("click_id", error))?;
+        let click = match present(self.click_id.take()) {
+            Some(text) => Some(ReportedClick {
+                id: verify_click(signer, &text)?,
+                method: AttributionMethod::ClickId,
+            }),
+            None if present(self.customer_email.clone()).is_some() => None,
+            None => {
+                return Err(ApiError::invalid(
+                    "click_id",
+                    "is required (or customer_email, for cross-device attribution)",
+                ));
+            }
+        };
+        self.into_attributable(brand, click, source)
+    }
+
+    /// Checks every field but the click, which the caller has decided.
+    pub fn into_attributable(
+        self,
+        brand: &BrandId,
+        click: Option<ReportedClick>,
+        source: Source,
+    ) -> Result<NewConversion, ApiError> {
         let order_id = OrderId::parse(&required(self.order_id, "order_id")?)
             .map_err(|error| ApiError::invalid("order_id", error))?;
         let currency = match present(self.currency) {
@@ -145,7 +163,7 @@ impl ConversionInput {
             id: ConversionId::derive(brand, order_id.as_str()),
             brand: brand.clone(),
             order_id,
-            click: Some(click),
+            click,
             amount,
             event_type,
             email,
@@ -153,6 +171,16 @@ impl ConversionInput {
             source,
         })
     }
+}
+
+/// A click id issued by this network (its MAC verifies), or 422 naming click_id.
+pub fn verify_click(signer: &ClickSigner, text: &str) -> Result<ClickId, ApiError> {
+    if text.len() > MAX_CLICK_ID_BYTES {
+        return Err(ApiError::invalid("click_id", "is not an Affilync click id"));
+    }
+    signer
+        .verify(text)
+        .map_err(|error| ApiError::invalid("click_id", error))
 }
 
 /// Postback URLs are often pasted from pages that turned `&curren` into the currency sign,

@@ -1,0 +1,211 @@
+//! The browser path: `GET /pixel.js` and `GET|POST /api/conversions/pixel`.
+//!
+//! A pixel report has no API key: its brand is its click's brand (or, for cross-device
+//! reports without a click, the page's `brand_id`). It goes through the same validation,
+//! dedup and attribution as the API. The page never sees an error: every report is
+//! answered 204 (or a 1x1 GIF), with the outcome in `X-Affilync-Outcome` and counted in
+//! `affilync_pixel_reports_total`.
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use attributor::domain::{AttributionMethod, BrandId, Source};
+use attributor::{PipelineError, ReportedClick};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::dedup::Outcome;
+use crate::request::{PixelInput, read_body};
+use crate::state::AppState;
+
+/// A transparent 1x1 GIF for the image fallback.
+const GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// pixel.js with this service's endpoint in it, and its ETag.
+pub struct PixelScript {
+    body: String,
+    etag: String,
+}
+
+impl PixelScript {
+    pub fn for_service(public_url: &url::Url) -> Self {
+        let endpoint = public_url
+            .join("api/conversions/pixel")
+            .expect("the public URL is a base URL");
+        let body = include_str!("../../assets/pixel.js")
+            .replace("__AFFILYNC_ENDPOINT__", endpoint.as_str());
+        let etag = format!("\"{:016x}\"", xxh3_64(body.as_bytes()));
+        Self { body, etag }
+    }
+}
+
+/// Cached by browsers and CDNs for an hour; revalidated by ETag.
+pub async fn script(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let script = &state.pixel_script;
+    let unchanged = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == script.etag));
+    let mut response = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, script.etag.as_str()))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+    if unchanged {
+        response.finish()
+    } else {
+        response
+            .content_type("application/javascript; charset=utf-8")
+            .body(script.body.clone())
+    }
+}
+
+/// CORS preflight: any shop may report, with credentials (the tracking cookie).
+pub async fn preflight(request: HttpRequest) -> HttpResponse {
+    let mut response = HttpResponse::NoContent();
+    cors(&request, &mut response);
+    response
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "Content-Type"))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
+}
+
+pub async fn report(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let input = if request.method() == Method::POST {
+        match read_body(&request, payload)
+            .await
+            .map(|body| PixelInput::from_body(&body))
+        {
+            Ok(Ok(input)) => input,
+            _ => return answer(&request, &state, false, "invalid"),
+        }
+    } else {
+        PixelInput::from_query(request.query_string())
+    };
+    let wants_image = input.wants_image;
+    let outcome = store(&request, &state, input).await;
+    answer(&request, &state, wants_image, outcome)
+}
+
+/// Takes the report through the common path; returns its outcome label.
+async fn store(request: &HttpRequest, state: &AppState, mut input: PixelInput) -> &'static str {
+    // The page's own evidence first, then the tracking host's cookie sent by the browser.
+    let reported = match input.conversion.click_id.take().filter(|id| !id.is_empty()) {
+        Some(id) => {
+            let method = match input.click_source.as_deref() {
+                Some("first_party_cookie") => AttributionMethod::Cookie,
+                _ => AttributionMethod::ClickId,
+            };
+            Some((id, method))
+        }
+        None => request
+            .cookie("afk_cid")
+            .map(|cookie| (cookie.value().to_owned(), AttributionMethod::Cookie)),
+    };
+    let (brand, click) = match reported {
+        Some((text, method)) => {
+            let Ok(id) = state.signer.verify(&text) else {
+                return "forged_click";
+            };
+            match state.catalog.resolve_link(id.link()).await {
+                Ok(Some(resolved)) => (
+                    resolved.link.brand.clone(),
+                    Some(ReportedClick { id, method }),
+                ),
+                Ok(None) => return "unknown_click",
+                Err(_) => return "unavailable",
+            }
+        }
+        None => {
+            let brand = input
+                .brand_id
+                .as_deref()
+                .and_then(|id| BrandId::parse(id).ok());
+            match brand {
+                Some(brand)
+                    if input.conversion.customer_email.is_some()
+                        && state.catalog.brand(&brand).is_some() =>
+                {
+                    (brand, None)
+                }
+                _ => return "no_click",
+            }
+        }
+    };
+    let Ok(conversion) = input
+        .conversion
+        .into_attributable(&brand, click, Source::Pixel)
+    else {
+        return "invalid";
+    };
+    let dedup = Arc::clone(&state.dedup);
+    let submitted = actix_web::rt::spawn(async move { dedup.submit(conversion).await }).await;
+    match submitted {
+        Ok(Ok(Outcome::Created(_))) => "stored",
+        Ok(Ok(Outcome::Replayed(_))) => "replayed",
+        Ok(Ok(Outcome::Conflict(_))) => "conflict",
+        Ok(Err(PipelineError::NoMatchingTouch)) => "no_matching_email",
+        Ok(Err(PipelineError::UnknownClick | PipelineError::ClickOfAnotherBrand)) => {
+            "unknown_click"
+        }
+        Ok(Err(_)) | Err(_) => "unavailable",
+    }
+}
+
+fn answer(
+    request: &HttpRequest,
+    state: &AppState,
+    wants_image: bool,
+    outcome: &'static str,
+) -> HttpResponse {
+    state
+        .metrics
+        .pixel_reports_total
+        .with_label_values(&[outcome])
+        .inc();
+    let mut response = HttpResponseBuilder::new(if wants_image {
+        StatusCode::OK
+    } else {
+        StatusCode::NO_CONTENT
+    });
+    cors(request, &mut response);
+    response
+        .insert_header(("X-Affilync-Outcome", outcome))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    if wants_image {
+        response.content_type("image/gif").body(GIF)
+    } else {
+        response.finish()
+    }
+}
+
+/// Echoes the shop's origin: credentialed requests may not use `*`.
+fn cors(request: &HttpRequest, response: &mut HttpResponseBuilder) {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("*"));
+    let credentials = origin != "*";
+    response
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin))
+        .insert_header((header::VARY, "Origin"));
+    if credentials {
+        response.insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"));
+    }
+}

@@ -1,0 +1,90 @@
+//! What the browser pixel sends: a conversion's fields, plus where its click id was found
+//! and, for cross-device reports without any click, the brand the page belongs to.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::ConversionInput;
+use crate::error::ApiError;
+
+#[derive(Debug, Default)]
+pub struct PixelInput {
+    pub conversion: ConversionInput,
+    /// option | url | first_party_cookie, as pixel.js found the click id.
+    pub click_source: Option<String>,
+    pub brand_id: Option<String>,
+    /// The image fallback asks for a 1x1 GIF back.
+    pub wants_image: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct PixelExtras {
+    click_source: Option<String>,
+    brand_id: Option<String>,
+}
+
+impl PixelInput {
+    /// The image fallback: everything in the query string.
+    pub fn from_query(query: &str) -> Self {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let find = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, value)| key == name && !value.is_empty())
+                .map(|(_, value)| value.clone())
+        };
+        Self {
+            click_source: find("click_source"),
+            brand_id: find("brand_id"),
+            wants_image: find("format").as_deref() == Some("gif"),
+            conversion: ConversionInput::from_pairs(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (Cow::from(k.as_str()), Cow::from(v.as_str()))),
+            ),
+        }
+    }
+
+    /// A beacon or fetch body: JSON sent as text/plain (which needs no CORS preflight),
+    /// or a form.
+    pub fn from_body(body: &[u8]) -> Result<Self, ApiError> {
+        let is_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !is_json {
+            return Ok(Self::from_query(&String::from_utf8_lossy(body)));
+        }
+        let extras: PixelExtras = serde_json::from_slice(body).unwrap_or_default();
+        Ok(Self {
+            conversion: ConversionInput::from_json(body)?,
+            click_source: extras.click_source,
+            brand_id: extras.brand_id,
+            wants_image: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beacons_and_images_carry_the_same_fields() {
+        let beacon = PixelInput::from_body(
+            br#"{"order_id": "o", "amount": 99.99, "click_id": "clk_x", "click_source": "url", "brand_id": "brd_1"}"#,
+        )
+        .unwrap();
+        assert_eq!(beacon.conversion.amount.as_deref(), Some("99.99"));
+        assert_eq!(beacon.click_source.as_deref(), Some("url"));
+        assert_eq!(beacon.brand_id.as_deref(), Some("brd_1"));
+        assert!(!beacon.wants_image);
+
+        let image = PixelInput::from_query(
+            "order_id=o&amount=99.99&click_id=clk_x&click_source=url&format=gif",
+        );
+        assert_eq!(image.conversion.order_id.as_deref(), Some("o"));
+        assert_eq!(image.click_source.as_deref(), Some("url"));
+        assert!(image.wants_image);
+    }
+}
