@@ -1,5 +1,5 @@
-//! Sending a scenario's requests over N connections. Each of N tasks takes the next request
-//! number from one shared counter. Flat out, a task sends its next request as soon as its
+//! Sending a scenario's requests over N connections. Each of N tasks owns one connection
+//! and takes the next request number from one shared counter. Flat out, a task sends its next request as soon as its
 //! last one is answered. At a fixed rate, request `i` is due at `start + i / rate` and its
 //! latency counts from then, not from when a free connection got round to it, so a server
 //! that stalls is charged for every request it held up (no coordinated omission).
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::connection::Connection;
 use crate::scenario::{Call, Verdict, Workload};
 use crate::target::{Failure, Target};
 use crate::verify::Answer;
@@ -126,6 +127,7 @@ pub async fn drive(target: &Target, workload: Arc<Workload>, pace: Pace, judge: 
 
 async fn sender(shared: Arc<Shared>) -> Tally {
     let mut tally = Tally::new();
+    let mut connection = Connection::new(shared.target.endpoint.clone());
     loop {
         let i = shared.next.fetch_add(1, Ordering::Relaxed);
         if shared.pace.requests.is_some_and(|limit| i >= limit) {
@@ -142,8 +144,8 @@ async fn sender(shared: Arc<Shared>) -> Tally {
             tokio::time::sleep_until(due.into()).await;
         }
         let call = shared.workload.call(i);
-        let request = shared.workload.request(&shared.target, call);
-        let result = shared.target.send(request).await;
+        let request = shared.workload.request(&shared.target.endpoint, call);
+        let result = connection.send(request).await;
         let latency = due.elapsed();
         tally
             .latency_us

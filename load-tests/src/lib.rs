@@ -3,7 +3,7 @@
 //! A run's path: [`setup`] creates its own brand, affiliates, campaigns, links, a brand key
 //! and a pool of real click ids through the admin API and the click redirect; [`pool`]
 //! stores the conversions that replays and conflicts repeat; [`drive`] sends the
-//! [`scenario`]'s requests over kept-alive connections ([`target`]), flat out or at a fixed
+//! [`scenario`]'s requests over kept-alive connections ([`connection`]), flat out or at a fixed
 //! rate, and records latency, statuses and every conversion's answer; [`verify`] then
 //! reads ClickHouse and checks each acknowledged conversion is stored exactly once as
 //! acknowledged; [`report`] prints all of it as a table or JSON. [`fill`] writes history
@@ -13,6 +13,7 @@
 pub mod baseline;
 pub mod cli;
 pub mod clickhouse_http;
+pub mod connection;
 pub mod drive;
 pub mod fill;
 pub mod history;

@@ -102,7 +102,7 @@ async fn one_run(
         tag,
         Arc::clone(&setup),
         Arc::clone(&pool),
-    ));
+    )?);
     eprintln!("[{role_name}] running {}", args.scenario.name());
     let tally = drive(&target, Arc::clone(&workload), pace, role == Role::Service).await;
 

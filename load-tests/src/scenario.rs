@@ -6,9 +6,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use attributor::domain::{BrandId, ConversionId};
+use bytes::Bytes;
 use clap::ValueEnum;
+use http::Method;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 
+use crate::connection::{Endpoint, Request};
 use crate::pool::Pooled;
 use crate::setup::Setup;
 use crate::target::{Reply, Target};
@@ -105,6 +110,8 @@ pub struct Workload {
     pub setup: Arc<Setup>,
     pub pool: Arc<Vec<Pooled>>,
     brand: Option<BrandId>,
+    /// `Bearer <brand key>`, made once.
+    bearer: HeaderValue,
 }
 
 impl Workload {
@@ -114,16 +121,18 @@ impl Workload {
         tag: String,
         setup: Arc<Setup>,
         pool: Arc<Vec<Pooled>>,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let brand = BrandId::parse(&setup.brand_id).ok();
-        Self {
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", setup.brand_key))?;
+        Ok(Self {
             scenario,
             mix,
             tag,
             setup,
             pool,
             brand,
-        }
+            bearer,
+        })
     }
 
     pub fn call(&self, i: u64) -> Call {
@@ -168,54 +177,46 @@ impl Workload {
         &self.setup.clicks[(order % self.setup.clicks.len() as u64) as usize]
     }
 
-    pub fn request(&self, target: &Target, call: Call) -> reqwest::RequestBuilder {
-        match call {
+    /// Request `call` as sent on a sender's own connection.
+    pub fn request(&self, endpoint: &Endpoint, call: Call) -> Request {
+        let (order_id, click_id, amount) = match call {
             Call::Postback { order } => {
-                let query = [
-                    ("api_key", self.setup.brand_key.as_str()),
-                    ("click_id", self.click_for(order)),
-                    ("order_id", &self.order_id(order)),
-                    ("amount", &amount_for(order)),
-                    ("currency", "USD"),
-                    ("event_type", "sale"),
-                ];
-                target
-                    .http
-                    .get(target.url("/api/conversions/postback"))
-                    .query(&query)
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("api_key", &self.setup.brand_key)
+                    .append_pair("click_id", self.click_for(order))
+                    .append_pair("order_id", &self.order_id(order))
+                    .append_pair("amount", &amount_for(order))
+                    .append_pair("currency", "USD")
+                    .append_pair("event_type", "sale")
+                    .finish();
+                let path = format!("/api/conversions/postback?{query}");
+                return empty(endpoint.request(Method::GET, &path));
             }
-            Call::Track { order } => track(
-                target,
-                &self.setup.brand_key,
-                &self.order_id(order),
-                self.click_for(order),
-                &amount_for(order),
+            Call::Click { link } => {
+                let path = format!("/c/{}", self.setup.links[link].link_id);
+                return empty(endpoint.request(Method::GET, &path));
+            }
+            Call::Track { order } => (
+                self.order_id(order),
+                self.click_for(order).to_owned(),
+                amount_for(order),
             ),
             Call::Replay { pool } => {
                 let p = &self.pool[pool];
-                track(
-                    target,
-                    &self.setup.brand_key,
-                    &p.order_id,
-                    &p.click_id,
-                    &p.amount,
-                )
+                (p.order_id.clone(), p.click_id.clone(), p.amount.clone())
             }
             Call::Conflict { pool } => {
                 let p = &self.pool[pool];
                 let other = conflicting_amount(&p.amount);
-                track(
-                    target,
-                    &self.setup.brand_key,
-                    &p.order_id,
-                    &p.click_id,
-                    &other,
-                )
+                (p.order_id.clone(), p.click_id.clone(), other)
             }
-            Call::Click { link } => target
-                .http
-                .get(target.url(&format!("/c/{}", self.setup.links[link].link_id))),
-        }
+        };
+        endpoint
+            .request(Method::POST, "/api/conversions/track")
+            .header(AUTHORIZATION, self.bearer.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(track_body(&order_id, &click_id, &amount)))
+            .expect("the request's parts are valid")
     }
 
     /// The answer to a new order, as the store check needs it, and its verdict.
@@ -283,7 +284,7 @@ impl Workload {
     }
 }
 
-/// A JSON POST to /api/conversions/track; replays send exactly what the pool stored.
+/// A JSON POST to /api/conversions/track through the setup client, as the pool is stored.
 pub fn track(
     target: &Target,
     key: &str,
@@ -291,6 +292,16 @@ pub fn track(
     click_id: &str,
     amount: &str,
 ) -> reqwest::RequestBuilder {
+    target
+        .http
+        .post(target.url("/api/conversions/track"))
+        .bearer_auth(key)
+        .header(CONTENT_TYPE, "application/json")
+        .body(track_body(order_id, click_id, amount))
+}
+
+/// The track body; a replay sends exactly the bytes its pooled conversion was stored with.
+pub fn track_body(order_id: &str, click_id: &str, amount: &str) -> Bytes {
     let body = serde_json::json!({
         "click_id": click_id,
         "order_id": order_id,
@@ -298,11 +309,13 @@ pub fn track(
         "currency": "USD",
         "event_type": "sale",
     });
-    target
-        .http
-        .post(target.url("/api/conversions/track"))
-        .bearer_auth(key)
-        .json(&body)
+    Bytes::from(serde_json::to_vec(&body).expect("JSON values serialise"))
+}
+
+fn empty(builder: http::request::Builder) -> Request {
+    builder
+        .body(Full::new(Bytes::new()))
+        .expect("the request's parts are valid")
 }
 
 /// Amounts from 5.00 to 499.99, different from order to order.

@@ -1,15 +1,22 @@
-//! The server under load as the generator sees it: one reqwest client whose connections are
-//! kept alive and reused across requests, and the few facts of an answer that are judged.
+//! The server under load as the generator sees it: where its connections go (the measured
+//! requests use [`crate::connection`]), a reqwest client for setting up, and the few facts
+//! of an answer that are judged.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::redirect::Policy;
+
+use crate::connection::Endpoint;
 
 /// A running Affilync (or the baseline) at `base`, e.g. `http://127.0.0.1:8080`.
 #[derive(Clone)]
 pub struct Target {
+    /// For setup and the pool: admin calls, clicks, stored conversions.
     pub http: reqwest::Client,
     pub base: String,
+    /// For the measured requests, one connection per sender.
+    pub endpoint: Endpoint,
 }
 
 /// What came back for one request.
@@ -19,7 +26,7 @@ pub struct Reply {
     pub replayed: bool,
     /// The `Location` header of a redirect.
     pub location: Option<String>,
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// A request that got no HTTP answer: whether the server acted on it is unknown.
@@ -30,8 +37,8 @@ pub enum Failure {
 }
 
 impl Target {
-    /// A client that keeps up to `connections` idle connections to the target, so that as
-    /// many concurrent senders each reuse one instead of connecting anew.
+    /// A setup client that keeps up to `connections` idle connections to the target, so
+    /// that as many concurrent requests each reuse one instead of connecting anew.
     pub fn new(base: &str, connections: usize, timeout: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .redirect(Policy::none())
@@ -44,6 +51,7 @@ impl Target {
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            endpoint: Endpoint::parse(base, timeout)?,
         })
     }
 
@@ -64,7 +72,7 @@ impl Target {
             .get(reqwest::header::LOCATION)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let body = response.bytes().await.map_err(failure)?.to_vec();
+        let body = response.bytes().await.map_err(failure)?;
         Ok(Reply {
             status,
             replayed,
