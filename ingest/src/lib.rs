@@ -16,6 +16,7 @@ pub mod dedup;
 pub mod demo;
 pub mod endpoints;
 pub mod error;
+pub mod list_totals;
 pub mod metrics;
 pub mod request;
 pub mod secrets;

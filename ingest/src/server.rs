@@ -17,6 +17,7 @@ use prometheus::Registry;
 use crate::config::Config;
 use crate::dedup::{DedupFront, StoredLookup, seed_bloom};
 use crate::endpoints::{PixelScript, routes};
+use crate::list_totals::ListTotals;
 use crate::metrics::{HttpMetrics, record_request};
 use crate::state::AppState;
 
@@ -70,6 +71,7 @@ pub async fn serve(
         store,
         catalog,
         dedup,
+        list_totals: ListTotals::new(),
         pipeline: pipeline.clone(),
         clicks: clicks.clone(),
         signer: ClickSigner::new(config.click_secret.expose().as_bytes()),

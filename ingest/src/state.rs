@@ -11,6 +11,7 @@ use url::Url;
 use crate::config::Secret;
 use crate::dedup::DedupFront;
 use crate::endpoints::PixelScript;
+use crate::list_totals::ListTotals;
 use crate::metrics::HttpMetrics;
 
 /// What every handler can reach.
@@ -18,6 +19,7 @@ pub struct AppState {
     pub store: Store,
     pub catalog: Arc<Catalog>,
     pub dedup: Arc<DedupFront>,
+    pub list_totals: ListTotals,
     pub pipeline: Pipeline,
     pub clicks: ClickRecorder,
     pub signer: ClickSigner,

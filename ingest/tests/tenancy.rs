@@ -259,3 +259,45 @@ async fn listing_filters_pages_and_counts_latest_versions() {
     assert_eq!(before["meta"]["total"], 0);
     assert_eq!(before["data"], json!([]));
 }
+
+/// Conversions spread over most of a year: every page, from the newest, matches the
+/// order ClickHouse gives for the whole history.
+#[tokio::test]
+async fn pages_are_the_same_however_far_back_they_reach() {
+    let clock = common::TestClock::default();
+    let app = TestApp::spawn_with(common::TestOptions {
+        clock: clock.clone(),
+        ..common::TestOptions::default()
+    })
+    .await;
+    let net = app.network_with(json!({"sale": {"percent": "10"}}), "USD", 365).await;
+    clock.advance(time::Duration::days(-300));
+    let click = app.click(&net.link_url).await;
+    for (i, gap) in [0, 90 * 24, 60 * 24, 30 * 24, 9 * 24, 50, 7, 3, 1, 0, 0, 0].iter().enumerate() {
+        clock.advance(time::Duration::hours(*gap));
+        let body = json!({"click_id": click, "order_id": format!("spread-{i}"), "amount": "1.00"});
+        let (status, answer) = json_body(app.track(&net.brand_key, &body).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let expected: Vec<String> = app
+        .clickhouse_rows(
+            "SELECT conversion_id FROM conversions FINAL ORDER BY created_at DESC, conversion_id DESC",
+        )
+        .await
+        .iter()
+        .map(|row| row["conversion_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(expected.len(), 12);
+    let mut listed = Vec::new();
+    for page in 1..=3 {
+        let (status, body) = json_body(
+            app.get(&net.brand_key, &format!("/api/conversions?per_page=5&page={page}"))
+                .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["meta"]["total"], 12);
+        listed.extend(ids(&body));
+    }
+    assert_eq!(listed, expected);
+}

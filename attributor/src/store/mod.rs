@@ -6,6 +6,7 @@ mod catalog;
 mod clicks;
 mod conversions;
 mod error;
+mod listing;
 mod migrate;
 mod rows;
 mod touches;
@@ -16,8 +17,8 @@ use clickhouse::Client;
 
 pub use catalog::CatalogSnapshot;
 pub use clicks::ClickRow;
-pub use conversions::{ListFilter, ListOwner, ListPage};
 pub use error::StoreError;
+pub use listing::{ListFilter, ListOwner, PageRequest};
 pub use migrate::{MIGRATIONS, Migration};
 pub use rows::{CommissionRow, ConversionRow};
 pub use touches::EmailTouch;

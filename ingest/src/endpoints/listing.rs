@@ -18,12 +18,15 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth::principal(&request, &state, KeyFrom::Header).await?;
-    let filter = ListParams::from_query(request.query_string()).into_filter(&principal)?;
-    let page = state.store.list_conversions(&filter).await?;
-    let data: Vec<ConversionView> = page.conversions.iter().map(ConversionView::from).collect();
+    let (filter, page) = ListParams::from_query(request.query_string()).into_filter(&principal)?;
+    let (conversions, total) = tokio::try_join!(
+        state.store.list_conversions(&filter, page),
+        state.list_totals.count(&state.store, &filter),
+    )?;
+    let data: Vec<ConversionView> = conversions.iter().map(ConversionView::from).collect();
     Ok(HttpResponse::Ok().json(json!({
         "data": data,
-        "meta": {"page": filter.page, "per_page": filter.per_page, "total": page.total},
+        "meta": {"page": page.page, "per_page": page.per_page, "total": total},
     })))
 }
 

@@ -50,5 +50,6 @@ pub async fn patch(
         .insert_conversions(&[ConversionRow::from(next.as_ref())])
         .await?;
     state.dedup.refresh(Arc::clone(&next)).await;
+    state.list_totals.forget_brand(&next.brand);
     Ok(HttpResponse::Ok().json(views::data(&next)))
 }

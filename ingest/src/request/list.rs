@@ -1,6 +1,6 @@
 use attributor::catalog::Principal;
 use attributor::domain::{AffiliateId, CampaignId, Status};
-use attributor::store::{ListFilter, ListOwner};
+use attributor::store::{ListFilter, ListOwner, PageRequest};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime};
@@ -45,7 +45,7 @@ impl ListParams {
 
     /// The filter for `principal`: brands list their own brand's conversions, affiliates
     /// their own, and an affiliate may not ask for another affiliate's.
-    pub fn into_filter(self, principal: &Principal) -> Result<ListFilter, ApiError> {
+    pub fn into_filter(self, principal: &Principal) -> Result<(ListFilter, PageRequest), ApiError> {
         let from = self
             .date_from
             .as_deref()
@@ -98,16 +98,15 @@ impl ListParams {
             ListOwner::Brand(_) => affiliate,
             ListOwner::Affiliate(_) => None,
         };
-        Ok(ListFilter {
+        let filter = ListFilter {
             owner,
             from,
             until,
             campaign,
             affiliate,
             status,
-            page,
-            per_page,
-        })
+        };
+        Ok((filter, PageRequest { page, per_page }))
     }
 }
 
@@ -170,6 +169,10 @@ mod tests {
     use super::*;
 
     fn filter(query: &str) -> Result<ListFilter, ApiError> {
+        Ok(page_and_filter(query)?.0)
+    }
+
+    fn page_and_filter(query: &str) -> Result<(ListFilter, PageRequest), ApiError> {
         ListParams::from_query(query).into_filter(&Principal::Brand(BrandId::generate()))
     }
 
@@ -186,8 +189,14 @@ mod tests {
 
     #[test]
     fn paging_has_defaults_and_bounds() {
-        let f = filter("").unwrap();
-        assert_eq!((f.page, f.per_page), (1, 50));
+        let (_, page) = page_and_filter("").unwrap();
+        assert_eq!(
+            page,
+            PageRequest {
+                page: 1,
+                per_page: 50
+            }
+        );
         for (query, field) in [
             ("per_page=1001", "per_page"),
             ("per_page=0", "per_page"),
@@ -215,7 +224,7 @@ mod tests {
             Err(ApiError::Forbidden(_))
         ));
         let params = ListParams::from_query(&format!("affiliate_id={me}"));
-        let f = params
+        let (f, _) = params
             .into_filter(&Principal::Affiliate(me.clone()))
             .unwrap();
         assert_eq!(f.owner, ListOwner::Affiliate(me));

@@ -1,0 +1,171 @@
+//! Listing a brand's or an affiliate's conversions, newest first, from the copies sorted
+//! by owner and time.
+//!
+//! Only a conversion's latest version counts, so reads are FINAL; FINAL over a big brand's
+//! whole history costs seconds on the servers this runs on. A page therefore looks at the
+//! newest hour first and widens the window eightfold until it holds the page: every row
+//! outside a window is older than every row in it, so a window that holds `offset +
+//! per_page` rows holds exactly the page the whole history would give.
+
+use time::{Duration, OffsetDateTime};
+
+use super::conversions::Count;
+use super::rows::ConversionRow;
+use super::{Store, StoreError};
+use crate::conversion::Conversion;
+use crate::domain::{AffiliateId, BrandId, CampaignId, Status};
+
+const FIRST_WINDOW: Duration = Duration::hours(1);
+const WIDENING: i32 = 8;
+/// Past this the window is dropped: the whole history is read.
+const WIDEST_WINDOW: Duration = Duration::days(400);
+
+/// Whose conversions a listing shows: a brand's, or an affiliate's across brands.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListOwner {
+    Brand(BrandId),
+    Affiliate(AffiliateId),
+}
+
+/// The filters of `GET /api/conversions`, without the page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListFilter {
+    pub owner: ListOwner,
+    /// Inclusive lower bound on created_at.
+    pub from: Option<OffsetDateTime>,
+    /// Exclusive upper bound on created_at.
+    pub until: Option<OffsetDateTime>,
+    pub campaign: Option<CampaignId>,
+    pub affiliate: Option<AffiliateId>,
+    pub status: Option<Status>,
+}
+
+/// Which page, counted from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub page: u32,
+    pub per_page: u32,
+}
+
+enum Bound {
+    Text(String),
+    Seconds(i64),
+}
+
+/// A WHERE clause and its bound values.
+struct Conditions {
+    table: &'static str,
+    sql: String,
+    binds: Vec<Bound>,
+}
+
+impl Conditions {
+    fn of(filter: &ListFilter) -> Self {
+        let (table, owner_column, owner_id) = match &filter.owner {
+            ListOwner::Brand(brand) => ("conversions_by_brand", "brand_id", brand.to_string()),
+            ListOwner::Affiliate(affiliate) => (
+                "conversions_by_affiliate",
+                "affiliate_id",
+                affiliate.to_string(),
+            ),
+        };
+        let mut conditions = Conditions {
+            table,
+            sql: format!("{owner_column} = ?"),
+            binds: vec![Bound::Text(owner_id)],
+        };
+        if let Some(from) = filter.from {
+            conditions.since(from);
+        }
+        if let Some(until) = filter.until {
+            conditions.push(
+                " AND created_at < toDateTime(?)",
+                Bound::Seconds(until.unix_timestamp()),
+            );
+        }
+        if let Some(campaign) = &filter.campaign {
+            conditions.push(" AND campaign_id = ?", Bound::Text(campaign.to_string()));
+        }
+        if let Some(affiliate) = &filter.affiliate {
+            conditions.push(" AND affiliate_id = ?", Bound::Text(affiliate.to_string()));
+        }
+        // WHERE on a FINAL read filters the collapsed rows, so a status filter sees only
+        // each conversion's latest status.
+        if let Some(status) = filter.status {
+            conditions.push(" AND status = ?", Bound::Text(status.to_string()));
+        }
+        conditions
+    }
+
+    fn since(&mut self, from: OffsetDateTime) {
+        self.push(
+            " AND created_at >= toDateTime(?)",
+            Bound::Seconds(from.unix_timestamp()),
+        );
+    }
+
+    fn push(&mut self, sql: &str, bound: Bound) {
+        self.sql.push_str(sql);
+        self.binds.push(bound);
+    }
+
+    fn query(&self, store: &Store, sql: &str) -> clickhouse::query::Query {
+        let mut query = store.client.query(sql);
+        for bound in &self.binds {
+            query = match bound {
+                Bound::Text(text) => query.bind(text),
+                Bound::Seconds(seconds) => query.bind(seconds),
+            };
+        }
+        query
+    }
+}
+
+impl Store {
+    /// One page of conversions, newest first.
+    pub async fn list_conversions(
+        &self,
+        filter: &ListFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Conversion>, StoreError> {
+        let offset = u64::from(page.page.saturating_sub(1)) * u64::from(page.per_page);
+        let newest = filter.until.unwrap_or_else(OffsetDateTime::now_utc);
+        let mut window = FIRST_WINDOW;
+        loop {
+            let lower = newest - window;
+            let whole_range =
+                window > WIDEST_WINDOW || filter.from.is_some_and(|from| from >= lower);
+            let mut conditions = Conditions::of(filter);
+            if !whole_range {
+                conditions.since(lower);
+            }
+            let sql = format!(
+                "SELECT ?fields FROM {} FINAL WHERE {} \
+                 ORDER BY created_at DESC, conversion_id DESC LIMIT {offset}, {}",
+                conditions.table, conditions.sql, page.per_page
+            );
+            let rows = conditions
+                .query(self, &sql)
+                .fetch_all::<ConversionRow>()
+                .await?;
+            if whole_range || rows.len() == page.per_page as usize {
+                return rows.into_iter().map(Conversion::try_from).collect();
+            }
+            window = window * WIDENING;
+        }
+    }
+
+    /// How many conversions match, counting each once in its latest status.
+    pub async fn count_conversions(&self, filter: &ListFilter) -> Result<u64, StoreError> {
+        let conditions = Conditions::of(filter);
+        let sql = format!(
+            "SELECT count() AS total FROM {} FINAL WHERE {}",
+            conditions.table, conditions.sql
+        );
+        Ok(conditions
+            .query(self, &sql)
+            .fetch_one::<Count>()
+            .await?
+            .total)
+    }
+}
