@@ -151,7 +151,7 @@ impl Store {
             if whole_range || rows.len() == page.per_page as usize {
                 return rows.into_iter().map(Conversion::try_from).collect();
             }
-            window = window * WIDENING;
+            window *= WIDENING;
         }
     }
 
