@@ -3,7 +3,9 @@
 -- a new version of it. ReplacingMergeTree only collapses at merge time: every reader asks
 -- for the latest version explicitly (FINAL).
 -- created_at never changes between versions, so all versions of a conversion share a
--- monthly partition and collapse together.
+-- monthly partition and collapse together. Reads of this table are look-ups of scattered
+-- ids (dedup, the workers' existence check, GET by id); small granules keep each one from
+-- reading thousands of neighbours.
 
 CREATE TABLE IF NOT EXISTS conversions (
     conversion_id         String,
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS conversions (
     metadata              Nested(key String, value String)
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(created_at)
-ORDER BY conversion_id;
+ORDER BY conversion_id
+SETTINGS index_granularity = 256;
 
 -- Listing copies: a brand's (or an affiliate's) conversions newest first without scanning
 -- the whole table. Filled by materialized views on every INSERT into conversions.

@@ -20,6 +20,11 @@ pub(super) struct Count {
 }
 
 #[derive(Row, Deserialize)]
+struct Id {
+    conversion_id: String,
+}
+
+#[derive(Row, Deserialize)]
 struct DedupKey {
     dedup_key: u64,
 }
@@ -54,6 +59,10 @@ impl Store {
     }
 
     /// The latest version of each of these conversions that exists, in no order.
+    ///
+    /// Two steps: which ids exist (one narrow column, no FINAL), then the full latest rows
+    /// of those only. Most asks are for orders that are new, and reading every column of
+    /// every granule an id could be in, FINAL, would cost far more than the answer.
     pub async fn conversions_by_id(
         &self,
         ids: &[ConversionId],
@@ -64,13 +73,26 @@ impl Store {
         let ids: Vec<&str> = ids.iter().map(ConversionId::as_str).collect();
         // `IN (SELECT arrayJoin(?))` rather than `IN ?`: servers before 19 do not take an
         // array literal on the right of IN, and the set still narrows the primary key.
+        let existing = self
+            .client
+            .query(
+                "SELECT DISTINCT conversion_id FROM conversions \
+                 WHERE conversion_id IN (SELECT arrayJoin(?))",
+            )
+            .bind(ids)
+            .fetch_all::<Id>()
+            .await?;
+        if existing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let existing: Vec<String> = existing.into_iter().map(|row| row.conversion_id).collect();
         let rows = self
             .client
             .query(
                 "SELECT ?fields FROM conversions FINAL \
                  WHERE conversion_id IN (SELECT arrayJoin(?))",
             )
-            .bind(ids)
+            .bind(existing)
             .fetch_all::<ConversionRow>()
             .await?;
         rows.into_iter().map(Conversion::try_from).collect()
