@@ -24,7 +24,8 @@
 
   /** `afk_cid` from a URL's query string, or null. */
   function clickIdFromUrl(href) {
-    var match = /[?&]afk_cid=([^&#]*)/.exec(href || '');
+    // The tracking link puts it in the query; a fragment belongs to the page's own scripts.
+    var match = /[?&]afk_cid=([^&]*)/.exec(String(href || '').split('#')[0]);
     if (!match || !match[1]) return null;
     try {
       return decodeURIComponent(match[1].replace(/\+/g, ' '));
@@ -63,12 +64,19 @@
     return null;
   }
 
-  function storage() {
+  /** What `read` returns, or null where the browser refuses (sandboxed frame, storage off). */
+  function attempt(read) {
     try {
-      return root.localStorage || null;
+      return read();
     } catch (e) {
       return null;
     }
+  }
+
+  function storage() {
+    return attempt(function () {
+      return root.localStorage || null;
+    });
   }
 
   /** Keeps a landing page's `afk_cid` on the shop's own domain for the cookie window. */
@@ -77,11 +85,16 @@
     if (!id) return;
     var seconds = Math.round(settings.cookie_window_days * DAY_SECONDS);
     var secure = root.location.protocol === 'https:' ? '; Secure' : '';
-    root.document.cookie =
-      NAME + '=' + encodeURIComponent(id) + '; Max-Age=' + seconds + '; Path=/; SameSite=Lax' + secure;
+    // Each copy on its own: a browser that refuses one may still keep the other.
+    attempt(function () {
+      root.document.cookie =
+        NAME + '=' + encodeURIComponent(id) + '; Max-Age=' + seconds + '; Path=/; SameSite=Lax' + secure;
+    });
     var local = storage();
     // Safari caps script-set cookies at 7 days; the copy survives cookie clearing by other scripts.
-    if (local) local.setItem(NAME, JSON.stringify({ id: id, until: Date.now() + seconds * 1000 }));
+    attempt(function () {
+      if (local) local.setItem(NAME, JSON.stringify({ id: id, until: Date.now() + seconds * 1000 }));
+    });
   }
 
   function storedClickId() {
@@ -138,7 +151,15 @@
 
   function track(event, data) {
     if (event !== 'conversion' || !data) return;
-    var click = resolveClick(data, root.location && root.location.href, root.document && root.document.cookie, storedClickId());
+    // Evidence the browser will not give is no evidence: the conversion still goes, and the
+    // tracking cookie or the customer e-mail may attribute it.
+    var href = attempt(function () {
+      return root.location.href;
+    });
+    var cookies = attempt(function () {
+      return root.document.cookie;
+    });
+    var click = resolveClick(data, href, cookies, attempt(storedClickId));
     send(payload(data, click));
   }
 
@@ -171,7 +192,12 @@
   var api = guarded(function () {
     handle(Array.prototype.slice.call(arguments));
   });
-  api.q = { push: api };
+  // A reference to the stub taken before loading still pushes here: pass its calls on.
+  api.q = {
+    push: function (args) {
+      api.apply(null, args);
+    },
+  };
   root.affilync = api;
   guarded(remember)();
   for (var i = 0; i < queued.length; i++) guarded(handle)(Array.prototype.slice.call(queued[i]));
