@@ -270,10 +270,15 @@ async fn pages_are_the_same_however_far_back_they_reach() {
         ..common::TestOptions::default()
     })
     .await;
-    let net = app.network_with(json!({"sale": {"percent": "10"}}), "USD", 365).await;
+    let net = app
+        .network_with(json!({"sale": {"percent": "10"}}), "USD", 365)
+        .await;
     clock.advance(time::Duration::days(-300));
     let click = app.click(&net.link_url).await;
-    for (i, gap) in [0, 90 * 24, 60 * 24, 30 * 24, 9 * 24, 50, 7, 3, 1, 0, 0, 0].iter().enumerate() {
+    for (i, gap) in [0, 90 * 24, 60 * 24, 30 * 24, 9 * 24, 50, 7, 3, 1, 0, 0, 0]
+        .iter()
+        .enumerate()
+    {
         clock.advance(time::Duration::hours(*gap));
         let body = json!({"click_id": click, "order_id": format!("spread-{i}"), "amount": "1.00"});
         let (status, answer) = json_body(app.track(&net.brand_key, &body).await).await;
@@ -291,8 +296,11 @@ async fn pages_are_the_same_however_far_back_they_reach() {
     let mut listed = Vec::new();
     for page in 1..=3 {
         let (status, body) = json_body(
-            app.get(&net.brand_key, &format!("/api/conversions?per_page=5&page={page}"))
-                .await,
+            app.get(
+                &net.brand_key,
+                &format!("/api/conversions?per_page=5&page={page}"),
+            )
+            .await,
         )
         .await;
         assert_eq!(status, StatusCode::OK);
