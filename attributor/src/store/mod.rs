@@ -14,6 +14,8 @@ mod touches;
 use std::time::Duration;
 
 use clickhouse::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 
 pub use catalog::CatalogSnapshot;
 pub use clicks::ClickRow;
@@ -59,7 +61,7 @@ impl Store {
                 settings.database
             )));
         }
-        let server = Client::default()
+        let server = http_client()
             .with_url(&settings.url)
             .with_user(&settings.user)
             .with_password(&settings.password)
@@ -89,7 +91,7 @@ impl Store {
     /// for tools and benches that may never reach it; [`Store::connect`] is for the service.
     pub fn unconnected(settings: &StoreSettings) -> Self {
         let unknown = Self {
-            client: Client::default(),
+            client: http_client(),
             server_version: (0, 0),
             settings: settings.clone(),
         };
@@ -99,7 +101,7 @@ impl Store {
     /// A store with its own connection pool, for a thread that drives its own runtime:
     /// pooled connections belong to the runtime that opened them.
     pub fn with_own_pool(&self) -> Self {
-        let client = Client::default()
+        let client = http_client()
             .with_url(&self.settings.url)
             .with_user(&self.settings.user)
             .with_password(&self.settings.password)
@@ -132,6 +134,24 @@ impl Store {
         }
     }
 }
+
+/// The `clickhouse` crate's own HTTP client, with one change: TCP_NODELAY. Without it an
+/// INSERT body past the crate's 256 KiB buffer goes out in two writes, and the second waits
+/// for the delayed ACK of the first: about 40 ms added to every large batch.
+fn http_client() -> Client {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(TCP_KEEPALIVE));
+    let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(connector);
+    Client::with_http_client(http)
+}
+
+/// As the `clickhouse` crate sets them: ClickHouse closes idle connections after 3 s, so
+/// the pool lets go of them sooner.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn parse_version(text: &str) -> (u32, u32) {
     let mut parts = text.split('.').map(|part| part.parse().unwrap_or(0));
