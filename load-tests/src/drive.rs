@@ -18,6 +18,7 @@ use crate::verify::Answer;
 
 /// Examples of each kind of trouble kept for the report.
 const EXAMPLES_KEPT: usize = 5;
+const PAUSE_AFTER_TRANSPORT_ERROR: Duration = Duration::from_millis(10);
 /// Latencies are recorded in microseconds up to an hour.
 const LATENCY_MAX_US: u64 = 3_600_000_000;
 
@@ -86,9 +87,13 @@ impl Tally {
     }
 }
 
+/// Keeps up to [`EXAMPLES_KEPT`] different examples.
 fn keep_examples(kept: &mut Vec<String>, more: Vec<String>) {
-    let room = EXAMPLES_KEPT.saturating_sub(kept.len());
-    kept.extend(more.into_iter().take(room));
+    for example in more {
+        if kept.len() < EXAMPLES_KEPT && !kept.contains(&example) {
+            kept.push(example);
+        }
+    }
 }
 
 struct Shared {
@@ -147,11 +152,20 @@ async fn sender(shared: Arc<Shared>) -> Tally {
         let request = shared.workload.request(&shared.target.endpoint, call);
         let result = connection.send(request).await;
         let latency = due.elapsed();
-        tally
-            .latency_us
-            .saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
         tally.requests += 1;
+        let broke = matches!(result, Err(Failure::Transport(_)));
+        // Answers and timeouts are what a caller waits for; a refused connection is not a
+        // latency of the server's.
+        if !broke {
+            let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            tally.latency_us.saturating_record(micros);
+        }
         record(&shared, &mut tally, call, result);
+        if broke {
+            // A server that is gone refuses connections in microseconds; without a pause
+            // the senders would spin and starve the machine they share with it.
+            tokio::time::sleep(PAUSE_AFTER_TRANSPORT_ERROR).await;
+        }
     }
     tally
 }
@@ -173,7 +187,9 @@ fn record(
                 Failure::Timeout => tally.timeouts += 1,
                 Failure::Transport(text) => {
                     tally.transport_errors += 1;
-                    if tally.transport_examples.len() < EXAMPLES_KEPT {
+                    if tally.transport_examples.len() < EXAMPLES_KEPT
+                        && !tally.transport_examples.contains(text)
+                    {
                         tally.transport_examples.push(text.clone());
                     }
                 }

@@ -17,6 +17,7 @@ pub mod connection;
 pub mod drive;
 pub mod fill;
 pub mod history;
+pub mod judge;
 pub mod pool;
 pub mod report;
 pub mod run;

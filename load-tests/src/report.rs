@@ -24,8 +24,13 @@ pub struct RunReport {
     pub duration_limit_s: Option<f64>,
     pub request_limit: Option<u64>,
     pub pool: usize,
+    /// Requests sent, answered or not.
     pub requests: u64,
+    /// Requests that got an HTTP answer, whatever its status.
+    pub answered: u64,
     pub elapsed_s: f64,
+    /// Answered requests per second: a request that failed to connect costs the server
+    /// nothing and would flatter the rate.
     pub requests_per_second: f64,
     pub latency_us: Latency,
     pub statuses: BTreeMap<String, u64>,
@@ -151,8 +156,8 @@ fn run_table(r: &RunReport) -> String {
     let _ = writeln!(out, "  brand            {}", r.brand_id);
     let _ = writeln!(
         out,
-        "  requests         {} in {:.2} s = {:.0} req/s",
-        r.requests, r.elapsed_s, r.requests_per_second
+        "  requests         {} sent, {} answered in {:.2} s = {:.0} answered req/s",
+        r.requests, r.answered, r.elapsed_s, r.requests_per_second
     );
     let l = &r.latency_us;
     let _ = writeln!(

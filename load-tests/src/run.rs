@@ -145,6 +145,7 @@ async fn one_run(
     };
 
     let elapsed_s = tally.elapsed.as_secs_f64();
+    let answered = tally.requests - tally.timeouts - tally.transport_errors;
     Ok(RunReport {
         scenario: args.scenario.name(),
         role: role_name,
@@ -156,9 +157,10 @@ async fn one_run(
         request_limit: pace.requests,
         pool: pool.len(),
         requests: tally.requests,
+        answered,
         elapsed_s,
         requests_per_second: if elapsed_s > 0.0 {
-            tally.requests as f64 / elapsed_s
+            answered as f64 / elapsed_s
         } else {
             0.0
         },

@@ -1,11 +1,11 @@
-//! What each request of a scenario is, how it is sent, and whether its answer is the one
-//! the API promises. Request `i` of a run always maps to the same call, so a run can be
-//! spread over any number of connections.
+//! What each request of a scenario is and how it is sent ([`crate::judge`] says whether
+//! its answer is right). Request `i` of a run always maps to the same call, so a run can
+//! be spread over any number of connections.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
-use attributor::domain::{BrandId, ConversionId};
+use attributor::domain::BrandId;
 use bytes::Bytes;
 use clap::ValueEnum;
 use http::Method;
@@ -13,11 +13,12 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 
+pub use crate::judge::{AnsweredConversion, Verdict};
+
 use crate::connection::{Endpoint, Request};
 use crate::pool::Pooled;
 use crate::setup::Setup;
-use crate::target::{Reply, Target};
-use crate::verify::Answer;
+use crate::target::Target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -92,15 +93,6 @@ pub enum Call {
     Click { link: usize },
 }
 
-/// How an answer compares with the API's promise.
-#[derive(Debug)]
-pub enum Verdict {
-    Expected,
-    /// 503 or 429: the service said "later" and stored nothing; allowed under load.
-    Backpressure,
-    Wrong(String),
-}
-
 /// A scenario bound to its setup and pool: builds request `i` and judges its answer.
 pub struct Workload {
     pub scenario: Scenario,
@@ -109,7 +101,8 @@ pub struct Workload {
     pub tag: String,
     pub setup: Arc<Setup>,
     pub pool: Arc<Vec<Pooled>>,
-    brand: Option<BrandId>,
+    /// Conversion ids of new orders are derived from it, as the service derives them.
+    pub(crate) brand: Option<BrandId>,
     /// `Bearer <brand key>`, made once.
     bearer: HeaderValue,
 }
@@ -218,70 +211,6 @@ impl Workload {
             .body(Full::new(track_body(&order_id, &click_id, &amount)))
             .expect("the request's parts are valid")
     }
-
-    /// The answer to a new order, as the store check needs it, and its verdict.
-    pub fn judge_new(&self, order: u64, reply: &Reply) -> (Answer, Verdict) {
-        let answered = AnsweredConversion::read(&reply.body);
-        let answer = match (&answered, reply.status) {
-            (Some(a), 200..=299) => Answer::Acked {
-                conversion_id: a.conversion_id.clone(),
-                commission: a.commission_amount.clone(),
-            },
-            (None, 200..=299) => Answer::AckedUnreadable,
-            (_, status) => Answer::Refused(status),
-        };
-        let verdict = match reply.status {
-            201 => match (&answered, &self.brand) {
-                (Some(a), Some(brand)) => {
-                    let expected = ConversionId::derive(brand, &self.order_id(order));
-                    if a.conversion_id == expected.as_str() {
-                        Verdict::Expected
-                    } else {
-                        wrong(reply, &format!("conversion_id is not {expected}"))
-                    }
-                }
-                _ => wrong(reply, "201 without a readable conversion"),
-            },
-            _ => backpressure_or_wrong(reply, "a new order should get 201"),
-        };
-        (answer, verdict)
-    }
-
-    pub fn judge(&self, call: Call, reply: &Reply) -> Verdict {
-        match call {
-            Call::Postback { order } | Call::Track { order } => self.judge_new(order, reply).1,
-            Call::Replay { pool } => {
-                let same = AnsweredConversion::read(&reply.body)
-                    .is_some_and(|a| a.conversion_id == self.pool[pool].conversion_id);
-                match (reply.status, reply.replayed, same) {
-                    (200, true, true) => Verdict::Expected,
-                    (200, false, _) => wrong(reply, "a replay lacks Idempotent-Replayed: true"),
-                    (200, _, false) => wrong(reply, "a replay carries another conversion"),
-                    _ => backpressure_or_wrong(reply, "a replay should get 200"),
-                }
-            }
-            Call::Conflict { pool } => {
-                let same = AnsweredConversion::read(&reply.body)
-                    .is_some_and(|a| a.conversion_id == self.pool[pool].conversion_id);
-                match (reply.status, same) {
-                    (409, true) => Verdict::Expected,
-                    (409, false) => wrong(reply, "a conflict should carry the original"),
-                    _ => backpressure_or_wrong(reply, "a conflict should get 409"),
-                }
-            }
-            Call::Click { .. } => {
-                let has_click = reply
-                    .location
-                    .as_deref()
-                    .is_some_and(|location| location.contains("afk_cid=clk_"));
-                match (reply.status, has_click) {
-                    (302, true) => Verdict::Expected,
-                    (302, false) => wrong(reply, "the redirect carries no afk_cid"),
-                    _ => backpressure_or_wrong(reply, "a click should get 302"),
-                }
-            }
-        }
-    }
 }
 
 /// A JSON POST to /api/conversions/track through the setup client, as the pool is stored.
@@ -328,36 +257,6 @@ pub fn amount_for(order: u64) -> String {
 pub fn conflicting_amount(amount: &str) -> String {
     let value: rust_decimal::Decimal = amount.parse().unwrap_or_default();
     (value + rust_decimal::Decimal::ONE).to_string()
-}
-
-/// The fields of a conversion answer (201, 200 or 409's `data`) the checks use.
-#[derive(Debug, Deserialize)]
-pub struct AnsweredConversion {
-    pub conversion_id: String,
-    pub commission_amount: String,
-}
-
-impl AnsweredConversion {
-    pub fn read(body: &[u8]) -> Option<Self> {
-        #[derive(Deserialize)]
-        struct Envelope {
-            data: Option<AnsweredConversion>,
-        }
-        serde_json::from_slice::<Envelope>(body).ok()?.data
-    }
-}
-
-fn backpressure_or_wrong(reply: &Reply, expectation: &str) -> Verdict {
-    match reply.status {
-        429 | 503 => Verdict::Backpressure,
-        _ => wrong(reply, expectation),
-    }
-}
-
-fn wrong(reply: &Reply, expectation: &str) -> Verdict {
-    let body = String::from_utf8_lossy(&reply.body);
-    let excerpt: String = body.chars().take(300).collect();
-    Verdict::Wrong(format!("{expectation}; got {}: {excerpt}", reply.status))
 }
 
 #[cfg(test)]
