@@ -112,11 +112,14 @@ impl ResponseError for ApiError {
             body["data"] = data.clone();
         }
         let mut response = HttpResponse::build(status);
-        if matches!(self, ApiError::Unavailable { .. }) {
+        if let ApiError::Unavailable { reason, .. } = self {
             response.insert_header((
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),
             ));
+            // Machine-readable: queue_full and shutting_down wrote nothing;
+            // store_unavailable may have (see the message).
+            response.insert_header(("X-Affilync-Unavailable", *reason));
         }
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
@@ -130,7 +133,11 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Unavailable(message) => ApiError::Unavailable {
                 reason: "store_unavailable",
-                message: format!("the conversion store is unavailable, retry later ({message})"),
+                message: format!(
+                    "ClickHouse did not answer in time; retry later. A conversion answered \
+                     this way may or may not have been stored: sending it again with the \
+                     same order_id is safe ({message})"
+                ),
             },
             other => ApiError::Internal(other.to_string()),
         }

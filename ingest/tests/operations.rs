@@ -27,6 +27,10 @@ async fn clickhouse_unreachable_means_503_and_nothing_acknowledged() {
     let response = app.track(&net.brand_key, &body).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(
+        response.headers()["x-affilync-unavailable"],
+        "store_unavailable"
+    );
     let answer: serde_json::Value = response.json().await.unwrap();
     assert_eq!(answer["error"]["code"], "unavailable");
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();

@@ -14,7 +14,8 @@ use crate::verify::Answer;
 #[derive(Debug)]
 pub enum Verdict {
     Expected,
-    /// 503 or 429: the service said "later" and stored nothing; allowed under load.
+    /// 503 or 429: the service said "later"; allowed under load. It stored nothing, unless
+    /// it says its store stopped answering mid-write (then the store check allows both).
     Backpressure,
     Wrong(String),
 }
@@ -29,6 +30,7 @@ impl Workload {
                 commission: a.commission_amount.clone(),
             },
             (None, 200..=299) => Answer::AckedUnreadable,
+            _ if reply.maybe_stored => Answer::Uncertain,
             (_, status) => Answer::Refused(status),
         };
         let verdict = match reply.status {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use attributor::domain::ConversionId;
-use xxhash_rust::xxh3::Xxh3Builder;
 use attributor::{Conversion, NewConversion, Pipeline, PipelineError, Store, StoreError};
+use xxhash_rust::xxh3::Xxh3Builder;
 
 pub use bloom::SeededBloom;
 pub use lookup::StoredLookup;
