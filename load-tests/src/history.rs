@@ -1,17 +1,20 @@
-//! Made-up but realistic conversions for `fill`, stored the way the attribution workers
-//! store them: a `Conversion` with its commission from the campaign's `CommissionRules`,
-//! reviews through `Conversion::with_status`, and rows from `ConversionRow::from` /
-//! `CommissionRow::from`. Only the clock and the dice are ours.
+//! Made-up but realistic conversions for `fill`, made by the attribution workers' own
+//! code: `attribute` (cookie window, commission, status), reviews through
+//! `Conversion::with_status`, and rows from `ConversionRow::from` / `CommissionRow::from`.
+//! Only the clock and the dice are ours.
+
+use std::sync::Arc;
 
 use anyhow::Context;
+use attributor::catalog::{Campaign, Link, ResolvedLink};
 use attributor::commission::CommissionRules;
-use attributor::conversion::version_at;
 use attributor::domain::{
     AffiliateId, Amount, AttributionMethod, BrandId, CampaignId, ClickSigner, ConversionId,
-    Currency, EmailHash, EventType, LinkId, Source, Status,
+    Currency, EmailHash, EventType, LinkId, OrderId, Source, Status,
 };
+use attributor::pipeline::{Touch, attribute};
 use attributor::store::{CommissionRow, ConversionRow};
-use attributor::{Attribution, Conversion};
+use attributor::{Conversion, NewConversion, ReportedClick};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use rust_decimal::Decimal;
@@ -27,20 +30,10 @@ pub struct Batch {
     pub commissions: Vec<CommissionRow>,
 }
 
-/// A link with what its campaign decides: commission rules, currency, cookie window.
-struct LinkTerms {
-    link: LinkId,
-    campaign: CampaignId,
-    affiliate: AffiliateId,
-    currency: Currency,
-    commission: CommissionRules,
-    cookie_window_days: u16,
-}
-
 /// Makes conversions for the setup's brand, spread over `days` before `now`.
 pub struct History {
     brand: BrandId,
-    links: Vec<LinkTerms>,
+    links: Vec<ResolvedLink>,
     /// Click ids are signed like real ones, with a key of their own: they are history,
     /// never sent back to the service.
     signer: ClickSigner,
@@ -64,13 +57,26 @@ impl History {
             let currency: Currency = campaign.currency.parse().context("a campaign's currency")?;
             let commission = CommissionRules::from_json(&campaign.commission, currency)
                 .map_err(|e| anyhow::anyhow!("campaign {}: {e}", campaign.campaign_id))?;
-            links.push(LinkTerms {
-                link: LinkId::parse(&l.link_id).context("a link_id")?,
-                campaign: CampaignId::parse(&l.campaign_id).context("a campaign_id")?,
-                affiliate: AffiliateId::parse(&l.affiliate_id).context("an affiliate_id")?,
+            let campaign = Campaign {
+                id: CampaignId::parse(&l.campaign_id).context("a campaign_id")?,
+                brand: brand.clone(),
+                name: String::new(),
+                landing_url: "https://shop.example/".parse()?,
                 currency,
-                commission,
                 cookie_window_days: campaign.cookie_window_days,
+                commission,
+                created_at: now,
+            };
+            let link = Link {
+                id: LinkId::parse(&l.link_id).context("a link_id")?,
+                campaign: campaign.id.clone(),
+                affiliate: AffiliateId::parse(&l.affiliate_id).context("an affiliate_id")?,
+                brand: brand.clone(),
+                created_at: now,
+            };
+            links.push(ResolvedLink {
+                link: Arc::new(link),
+                campaign: Arc::new(campaign),
             });
         }
         anyhow::ensure!(!links.is_empty(), "the setup has no links");
@@ -103,12 +109,13 @@ impl History {
 
     fn conversion(&mut self, n: u64) -> Conversion {
         let rng = &mut self.rng;
-        let terms = &self.links[rng.random_range(0..self.links.len())];
+        let resolved = &self.links[rng.random_range(0..self.links.len())];
+        let currency = resolved.campaign.currency;
         let created_at =
             self.now - Duration::seconds(rng.random_range(0..i64::from(self.days) * DAY_SECONDS));
         let seconds_from_click = seconds_from_click(rng);
         let click = self.signer.issue(
-            &terms.link,
+            &resolved.link.id,
             created_at - Duration::seconds(seconds_from_click),
         );
         let method = match rng.random_range(0..100) {
@@ -122,10 +129,10 @@ impl History {
             EventType::Lead
         };
         let amount = match event_type {
-            EventType::Sale => shop_amount(rng, terms.currency),
-            _ => Amount::new(Decimal::ZERO, terms.currency).expect("zero is an amount"),
+            EventType::Sale => shop_amount(rng, currency),
+            _ => Amount::new(Decimal::ZERO, currency).expect("zero is an amount"),
         };
-        let email_hash = rng
+        let email = rng
             .random_bool(0.6)
             .then(|| format!("customer{}@example.com", rng.random_range(0..200_000)))
             .and_then(|address| EmailHash::of_address(&address));
@@ -143,58 +150,32 @@ impl History {
             metadata.push(("coupon_code".to_owned(), "SUMMER20".to_owned()));
         }
 
-        let commission = terms
-            .commission
-            .commission(event_type, amount, terms.currency);
-        // As the workers do: outside the cookie window a conversion is kept, rejected,
-        // with a reason and no commission.
-        let window_days = i64::from(terms.cookie_window_days);
-        let (status, status_reason, commission_amount) =
-            if seconds_from_click > window_days * DAY_SECONDS {
-                let reason = format!(
-                    "click is {} days old, outside the campaign's {window_days}-day cookie window",
-                    seconds_from_click / DAY_SECONDS
-                );
-                (Status::Rejected, reason, Decimal::ZERO)
-            } else {
-                (Status::Pending, String::new(), commission.amount)
-            };
-        let order_id = format!("ord-{}-{n:09}", self.tag);
-        let conversion = Conversion {
-            id: ConversionId::derive(&self.brand, &order_id),
+        let order_id =
+            OrderId::parse(&format!("ord-{}-{n:09}", self.tag)).expect("a short order id");
+        let reported = ReportedClick {
+            id: click.clone(),
+            method: AttributionMethod::ClickId,
+        };
+        let new = NewConversion {
+            id: ConversionId::derive(&self.brand, order_id.as_str()),
             brand: self.brand.clone(),
             order_id,
-            version: version_at(created_at),
-            created_at,
-            updated_at: created_at,
-            source,
-            campaign: terms.campaign.clone(),
-            affiliate: terms.affiliate.clone(),
-            link: terms.link.clone(),
-            // A conversion credited by e-mail names no click of its own.
-            click_id: match method {
-                AttributionMethod::Email => String::new(),
-                _ => click.as_str().to_owned(),
-            },
-            attribution: Some(Attribution {
-                method,
-                click_time: click.clicked_at(),
-                seconds_from_click: u32::try_from(seconds_from_click).unwrap_or(u32::MAX),
-            }),
+            // A conversion credited by e-mail came without a click of its own.
+            click: (method != AttributionMethod::Email).then_some(reported),
+            amount,
             event_type,
-            amount: amount.value(),
-            currency: amount.currency(),
-            commission_amount,
-            commission_currency: commission.currency,
-            commission_rule: commission
-                .rule
-                .map_or_else(|| "none".to_owned(), |rule| rule.to_string()),
-            status,
-            status_reason,
-            note: String::new(),
-            email_hash,
+            email,
             metadata,
+            source,
         };
+        let touch = Touch {
+            resolved: resolved.clone(),
+            click_id: click.as_str().to_owned(),
+            clicked_at: click.clicked_at(),
+            method,
+        };
+        // As the workers do: outside the cookie window it is kept, rejected, unpaid.
+        let conversion = attribute(&new, &touch, created_at);
         self.review(conversion)
     }
 

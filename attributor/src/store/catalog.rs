@@ -303,9 +303,6 @@ impl Store {
         table: &str,
         row: &R,
     ) -> Result<(), StoreError> {
-        let mut insert = self.client.insert::<R>(table).await?;
-        insert.write(row).await?;
-        insert.end().await?;
-        Ok(())
+        self.insert_rows(table, std::slice::from_ref(row)).await
     }
 }

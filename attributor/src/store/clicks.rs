@@ -27,11 +27,6 @@ pub struct ClickRow {
 
 impl Store {
     pub async fn insert_clicks(&self, rows: &[ClickRow]) -> Result<(), StoreError> {
-        let mut insert = self.client.insert::<ClickRow>("clicks").await?;
-        for row in rows {
-            insert.write(row).await?;
-        }
-        insert.end().await?;
-        Ok(())
+        self.insert_rows("clicks", rows).await
     }
 }

@@ -1,7 +1,5 @@
 //! Writes and reads of conversions and commissions.
 
-use std::time::Duration;
-
 use clickhouse::Row;
 use serde::Deserialize;
 
@@ -9,10 +7,6 @@ use super::rows::{CommissionRow, ConversionRow};
 use super::{Store, StoreError};
 use crate::conversion::Conversion;
 use crate::domain::ConversionId;
-
-/// An INSERT that has not been acknowledged in this long is treated as failed (and
-/// retried by the caller); ClickHouse answers small INSERTs in milliseconds.
-const INSERT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Row, Deserialize)]
 pub(super) struct Count {
@@ -33,29 +27,11 @@ impl Store {
     /// One INSERT for the whole batch. The rows stay with the caller, so a failed INSERT
     /// can be sent again as it was: conversion rows collapse on their id and version.
     pub async fn insert_conversions(&self, rows: &[ConversionRow]) -> Result<(), StoreError> {
-        let mut insert = self
-            .client
-            .insert::<ConversionRow>("conversions")
-            .await?
-            .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT));
-        for row in rows {
-            insert.write(row).await?;
-        }
-        insert.end().await?;
-        Ok(())
+        self.insert_rows("conversions", rows).await
     }
 
     pub async fn insert_commissions(&self, rows: &[CommissionRow]) -> Result<(), StoreError> {
-        let mut insert = self
-            .client
-            .insert::<CommissionRow>("commissions")
-            .await?
-            .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT));
-        for row in rows {
-            insert.write(row).await?;
-        }
-        insert.end().await?;
-        Ok(())
+        self.insert_rows("commissions", rows).await
     }
 
     /// The latest version of each of these conversions that exists, in no order.

@@ -13,7 +13,7 @@ mod touches;
 
 use std::time::Duration;
 
-use clickhouse::Client;
+use clickhouse::{Client, RowOwned, RowWrite};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
@@ -126,6 +126,24 @@ impl Store {
         &self.client
     }
 
+    /// One INSERT of all `rows` into `table`.
+    pub(crate) async fn insert_rows<R: RowOwned + RowWrite>(
+        &self,
+        table: &str,
+        rows: &[R],
+    ) -> Result<(), StoreError> {
+        let mut insert = self
+            .client
+            .insert::<R>(table)
+            .await?
+            .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT));
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
     /// Whether ClickHouse answers a trivial query within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
         match tokio::time::timeout(timeout, self.client.query("SELECT 1").fetch_one::<u8>()).await {
@@ -147,6 +165,10 @@ fn http_client() -> Client {
         .build(connector);
     Client::with_http_client(http)
 }
+
+/// An INSERT that has not been acknowledged in this long is treated as failed (and
+/// retried by the caller); ClickHouse answers small INSERTs in milliseconds.
+const INSERT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// As the `clickhouse` crate sets them: ClickHouse closes idle connections after 3 s, so
 /// the pool lets go of them sooner.

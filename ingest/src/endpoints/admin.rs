@@ -49,14 +49,7 @@ pub async fn create_campaign(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = admin_body(&request, payload, &state).await?;
-    let brand = BrandId::parse(&required_text(&body, "brand_id")?)
-        .map_err(|e| ApiError::invalid("brand_id", e))?;
-    if state.catalog.brand(&brand).is_none() {
-        return Err(ApiError::invalid(
-            "brand_id",
-            "is not a brand of this network",
-        ));
-    }
+    let brand = known_brand(&state, &required_text(&body, "brand_id")?)?;
     let name = name(&body)?;
     let landing_url = landing_url(&required_text(&body, "landing_url")?)?;
     let currency = match text(&body, "currency")? {
@@ -114,19 +107,13 @@ pub async fn create_link(
     let body = admin_body(&request, payload, &state).await?;
     let campaign_id = CampaignId::parse(&required_text(&body, "campaign_id")?)
         .map_err(|e| ApiError::invalid("campaign_id", e))?;
-    let affiliate = AffiliateId::parse(&required_text(&body, "affiliate_id")?)
-        .map_err(|e| ApiError::invalid("affiliate_id", e))?;
+    let affiliate = required_text(&body, "affiliate_id")?;
     let campaign = state
         .catalog
         .campaign(&campaign_id)
         .await?
         .ok_or_else(|| ApiError::invalid("campaign_id", "is not a campaign of this network"))?;
-    if state.catalog.affiliate(&affiliate).is_none() {
-        return Err(ApiError::invalid(
-            "affiliate_id",
-            "is not an affiliate of this network",
-        ));
-    }
+    let affiliate = known_affiliate(&state, &affiliate)?;
     let link = state.catalog.create_link(&campaign, affiliate).await?;
     let url = state
         .public_url
@@ -151,25 +138,12 @@ pub async fn create_api_key(
     let affiliate = text(&body, "affiliate_id")?;
     let (principal, owner) = match (brand, affiliate) {
         (Some(brand), None) => {
-            let brand = BrandId::parse(&brand).map_err(|e| ApiError::invalid("brand_id", e))?;
-            if state.catalog.brand(&brand).is_none() {
-                return Err(ApiError::invalid(
-                    "brand_id",
-                    "is not a brand of this network",
-                ));
-            }
+            let brand = known_brand(&state, &brand)?;
             let owner = json!({"brand_id": brand});
             (Principal::Brand(brand), owner)
         }
         (None, Some(affiliate)) => {
-            let affiliate =
-                AffiliateId::parse(&affiliate).map_err(|e| ApiError::invalid("affiliate_id", e))?;
-            if state.catalog.affiliate(&affiliate).is_none() {
-                return Err(ApiError::invalid(
-                    "affiliate_id",
-                    "is not an affiliate of this network",
-                ));
-            }
+            let affiliate = known_affiliate(&state, &affiliate)?;
             let owner = json!({"affiliate_id": affiliate});
             (Principal::Affiliate(affiliate), owner)
         }
@@ -202,6 +176,30 @@ async fn admin_body(
         Err(error) => Err(ApiError::BadRequest(format!(
             "the body is not valid JSON: {error}"
         ))),
+    }
+}
+
+/// A brand id of this network, or 422 naming brand_id.
+fn known_brand(state: &AppState, text: &str) -> Result<BrandId, ApiError> {
+    let brand = BrandId::parse(text).map_err(|e| ApiError::invalid("brand_id", e))?;
+    match state.catalog.brand(&brand) {
+        Some(_) => Ok(brand),
+        None => Err(ApiError::invalid(
+            "brand_id",
+            "is not a brand of this network",
+        )),
+    }
+}
+
+/// An affiliate id of this network, or 422 naming affiliate_id.
+fn known_affiliate(state: &AppState, text: &str) -> Result<AffiliateId, ApiError> {
+    let affiliate = AffiliateId::parse(text).map_err(|e| ApiError::invalid("affiliate_id", e))?;
+    match state.catalog.affiliate(&affiliate) {
+        Some(_) => Ok(affiliate),
+        None => Err(ApiError::invalid(
+            "affiliate_id",
+            "is not an affiliate of this network",
+        )),
     }
 }
 
