@@ -71,9 +71,21 @@ impl<'a> From<&'a Conversion> for ConversionView<'a> {
     }
 }
 
-/// `{"data": <conversion>}`
-pub fn data(conversion: &Conversion) -> serde_json::Value {
-    serde_json::json!({ "data": ConversionView::from(conversion) })
+/// `{"data": <conversion>}`, serialized straight from the view.
+#[derive(Serialize)]
+pub struct Data<'a> {
+    data: ConversionView<'a>,
+}
+
+pub fn data(conversion: &Conversion) -> Data<'_> {
+    Data {
+        data: ConversionView::from(conversion),
+    }
+}
+
+/// The view as a JSON value, for bodies that embed it (a conflict's `data`).
+pub fn value(conversion: &Conversion) -> serde_json::Value {
+    serde_json::to_value(ConversionView::from(conversion)).expect("views serialize to JSON")
 }
 
 /// UTC, RFC 3339, whole seconds, `Z`: 2026-03-20T14:30:00Z.

@@ -85,10 +85,17 @@ impl DedupFront {
         }
     }
 
+    /// The answer from memory, if this order is in the cache: the common replay, answered
+    /// without a task or a lock on the order.
+    pub async fn cached(&self, new: &NewConversion) -> Option<Outcome> {
+        let stored = self.cache.get(&new.id).await?;
+        self.count("cache_hit");
+        Some(Self::compare(new, stored))
+    }
+
     pub async fn submit(&self, new: NewConversion) -> Result<Outcome, PipelineError> {
-        if let Some(stored) = self.cache.get(&new.id).await {
-            self.count("cache_hit");
-            return Ok(Self::compare(&new, stored));
+        if let Some(outcome) = self.cached(&new).await {
+            return Ok(outcome);
         }
         let created = AtomicBool::new(false);
         let entry = self

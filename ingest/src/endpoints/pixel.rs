@@ -6,8 +6,6 @@
 //! answered 204 (or a 1x1 GIF), with the outcome in `X-Affilync-Outcome` and counted in
 //! `affilync_pixel_reports_total`.
 
-use std::sync::Arc;
-
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
@@ -153,17 +151,13 @@ async fn store(request: &HttpRequest, state: &AppState, mut input: PixelInput) -
     else {
         return "invalid";
     };
-    let dedup = Arc::clone(&state.dedup);
-    let submitted = actix_web::rt::spawn(async move { dedup.submit(conversion).await }).await;
-    match submitted {
-        Ok(Ok(Outcome::Created(_))) => "stored",
-        Ok(Ok(Outcome::Replayed(_))) => "replayed",
-        Ok(Ok(Outcome::Conflict(_))) => "conflict",
-        Ok(Err(PipelineError::NoMatchingTouch)) => "no_matching_email",
-        Ok(Err(PipelineError::UnknownClick | PipelineError::ClickOfAnotherBrand)) => {
-            "unknown_click"
-        }
-        Ok(Err(_)) | Err(_) => "unavailable",
+    match super::report::submit(state, conversion).await {
+        Ok(Outcome::Created(_)) => "stored",
+        Ok(Outcome::Replayed(_)) => "replayed",
+        Ok(Outcome::Conflict(_)) => "conflict",
+        Err(PipelineError::NoMatchingTouch) => "no_matching_email",
+        Err(PipelineError::UnknownClick | PipelineError::ClickOfAnotherBrand) => "unknown_click",
+        Err(_) => "unavailable",
     }
 }
 

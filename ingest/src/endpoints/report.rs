@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use attributor::NewConversion;
 use attributor::domain::Source;
+use attributor::{NewConversion, PipelineError};
 
 use crate::auth::{self, KeyFrom};
 use crate::dedup::Outcome;
@@ -50,15 +50,10 @@ pub async fn postback(
 
 /// Sends the conversion through the dedup front and answers 201, 200 (replay) or 409.
 pub async fn answer(state: &AppState, conversion: NewConversion) -> Result<HttpResponse, ApiError> {
-    let dedup = Arc::clone(&state.dedup);
-    let in_flight = state.metrics.conversions_in_flight.clone();
-    in_flight.inc();
-    // Runs as its own task so that a client hanging up cannot cancel it half-way: once
-    // queued, the conversion is stored, and the dedup entry must learn so.
-    let outcome = actix_web::rt::spawn(async move { dedup.submit(conversion).await }).await;
-    in_flight.dec();
-    let outcome =
-        outcome.map_err(|_| ApiError::Internal("the conversion task stopped".into()))??;
+    let outcome = match state.dedup.cached(&conversion).await {
+        Some(outcome) => outcome,
+        None => submit(state, conversion).await?,
+    };
     let answers = &state.metrics.conversion_answers_total;
     match outcome {
         Outcome::Created(conversion) => {
@@ -79,10 +74,26 @@ pub async fn answer(state: &AppState, conversion: NewConversion) -> Result<HttpR
                     "order_id {:?} was already reported with a different click_id, amount, currency or event_type",
                     conversion.order_id
                 ),
-                data: Some(views::data(&conversion)["data"].clone()),
+                data: Some(views::value(&conversion)),
             })
         }
     }
+}
+
+/// Through the dedup front to the pipeline, as its own task so that a client hanging up
+/// cannot cancel it half-way: once queued, the conversion is stored, and the dedup entry
+/// must learn so.
+pub async fn submit(state: &AppState, conversion: NewConversion) -> Result<Outcome, PipelineError> {
+    let dedup = Arc::clone(&state.dedup);
+    let in_flight = state.metrics.conversions_in_flight.clone();
+    in_flight.inc();
+    let outcome = actix_web::rt::spawn(async move { dedup.submit(conversion).await }).await;
+    in_flight.dec();
+    outcome.unwrap_or_else(|_| {
+        Err(PipelineError::StoreRefused(
+            "the conversion task stopped".into(),
+        ))
+    })
 }
 
 fn is_form(request: &HttpRequest) -> bool {

@@ -36,7 +36,7 @@ pub async fn patch(
                 "a {} conversion cannot become {}",
                 current.status, change.status
             ),
-            data: Some(views::data(&current)["data"].clone()),
+            data: Some(views::value(&current)),
         });
     }
     let next = Arc::new(current.with_status(change.status, &change.note, state.clock.now()));
