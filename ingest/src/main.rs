@@ -94,5 +94,5 @@ async fn shutdown_signal() {
 fn random_token() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    attributor::domain::lower_hex(&bytes)
 }

@@ -27,7 +27,7 @@ pub fn click_secret(given: Option<Secret>, data_dir: &Path) -> anyhow::Result<Se
     fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret: String = attributor::domain::lower_hex(&bytes);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 pub use model::{Affiliate, ApiKey, Brand, Campaign, Link, Principal};
 
-use crate::domain::{AffiliateId, BrandId, CampaignId, LinkId};
+use crate::domain::{AffiliateId, BrandId, CampaignId, LinkId, lower_hex};
 use crate::store::{CatalogSnapshot, Store, StoreError};
 
 /// How long "no such key / link" is believed before ClickHouse is asked again.
@@ -238,13 +238,7 @@ impl Catalog {
 }
 
 fn hash_key(key: &str) -> String {
-    use std::fmt::Write;
-    let digest = Sha256::digest(key.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
-    }
-    hex
+    lower_hex(&Sha256::digest(key.as_bytes()))
 }
 
 /// ClickHouse DateTime has second precision; catalog times are truncated to match what

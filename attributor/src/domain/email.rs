@@ -19,12 +19,7 @@ impl EmailHash {
     }
 
     pub fn to_hex(self) -> String {
-        use std::fmt::Write;
-        let mut hex = String::with_capacity(64);
-        for byte in self.0 {
-            write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
-        }
-        hex
+        super::lower_hex(&self.0)
     }
 
     pub fn from_hex(hex: &str) -> Option<Self> {

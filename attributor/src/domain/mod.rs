@@ -4,6 +4,7 @@
 
 mod click_id;
 mod email;
+mod hex;
 mod ids;
 mod kinds;
 mod money;
@@ -11,6 +12,7 @@ mod order_id;
 
 pub use click_id::{ClickId, ClickIdError, ClickSigner};
 pub use email::EmailHash;
+pub use hex::lower_hex;
 pub use ids::{AffiliateId, BrandId, CampaignId, ConversionId, IdError, LinkId};
 pub use kinds::{AttributionMethod, EventType, KindError, Source, Status};
 pub use money::{Amount, AmountError, Currency, CurrencyError, MAX_AMOUNT};

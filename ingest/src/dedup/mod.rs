@@ -12,6 +12,8 @@ mod bloom;
 mod lookup;
 
 use std::sync::Arc;
+
+use actix_web::web::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use attributor::domain::ConversionId;
@@ -22,6 +24,7 @@ pub use bloom::SeededBloom;
 pub use lookup::StoredLookup;
 
 use crate::metrics::HttpMetrics;
+use crate::views;
 
 const SEED_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -43,19 +46,37 @@ impl Default for DedupConfig {
     }
 }
 
+/// A stored conversion with its answer body, serialized once: replays, the most
+/// frequent answer under retrying networks, are sent as these bytes.
+#[derive(Debug)]
+pub struct Remembered {
+    pub conversion: Arc<Conversion>,
+    /// `{"data": <conversion>}`
+    pub body: Bytes,
+}
+
+impl Remembered {
+    pub fn new(conversion: Arc<Conversion>) -> Arc<Self> {
+        let body = serde_json::to_vec(&views::data(&conversion))
+            .expect("conversion views serialize to JSON")
+            .into();
+        Arc::new(Self { conversion, body })
+    }
+}
+
 /// How a reported conversion was answered.
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// First report: stored now (201).
-    Created(Arc<Conversion>),
+    Created(Arc<Remembered>),
     /// The same report again: the stored conversion, nothing written (200).
-    Replayed(Arc<Conversion>),
+    Replayed(Arc<Remembered>),
     /// The same order with different values: the stored conversion (409).
-    Conflict(Arc<Conversion>),
+    Conflict(Arc<Remembered>),
 }
 
 pub struct DedupFront {
-    cache: moka::future::Cache<ConversionId, Arc<Conversion>, Xxh3Builder>,
+    cache: moka::future::Cache<ConversionId, Arc<Remembered>, Xxh3Builder>,
     bloom: Arc<SeededBloom>,
     lookup: StoredLookup,
     pipeline: Pipeline,
@@ -72,7 +93,7 @@ impl DedupFront {
     ) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache_bytes)
-            .weigher(|_, conversion: &Arc<Conversion>| approximate_size(conversion))
+            .weigher(|_, remembered: &Arc<Remembered>| approximate_size(remembered))
             // SipHash was an eighth of a new order's cost in the dedup bench; a seeded
             // xxh3 keeps keys chosen by brands from colliding on purpose.
             .build_with_hasher(Xxh3Builder::new().with_seed(rand::random()));
@@ -115,7 +136,9 @@ impl DedupFront {
 
     /// Records a new version (a status change) so replays answer with it.
     pub async fn refresh(&self, conversion: Arc<Conversion>) {
-        self.cache.insert(conversion.id.clone(), conversion).await;
+        self.cache
+            .insert(conversion.id.clone(), Remembered::new(conversion))
+            .await;
     }
 
     pub fn bloom(&self) -> &SeededBloom {
@@ -127,7 +150,7 @@ impl DedupFront {
         &self,
         new: &NewConversion,
         created: &AtomicBool,
-    ) -> Result<Arc<Conversion>, PipelineError> {
+    ) -> Result<Arc<Remembered>, PipelineError> {
         let key = new.id.dedup_key();
         if self.bloom.may_contain(key) {
             let stored = self
@@ -140,7 +163,7 @@ impl DedupFront {
                 })?;
             if let Some(stored) = stored {
                 self.count("store_hit");
-                return Ok(Arc::new(stored));
+                return Ok(Remembered::new(Arc::new(stored)));
             }
             self.count("store_miss");
         } else {
@@ -154,11 +177,11 @@ impl DedupFront {
             // Another node wrote it after this node's bloom filter was filled.
             self.count("write_time_hit");
         }
-        Ok(stored.conversion)
+        Ok(Remembered::new(stored.conversion))
     }
 
-    fn compare(new: &NewConversion, stored: Arc<Conversion>) -> Outcome {
-        if new.is_same_report_as(&stored) {
+    fn compare(new: &NewConversion, stored: Arc<Remembered>) -> Outcome {
+        if new.is_same_report_as(&stored.conversion) {
             Outcome::Replayed(stored)
         } else {
             Outcome::Conflict(stored)
@@ -171,7 +194,8 @@ impl DedupFront {
 }
 
 /// Bytes a cached conversion holds, near enough for sizing the cache.
-fn approximate_size(conversion: &Conversion) -> u32 {
+fn approximate_size(remembered: &Remembered) -> u32 {
+    let conversion = &remembered.conversion;
     let text = conversion.order_id.len()
         + conversion.click_id.len()
         + conversion.status_reason.len()
@@ -182,7 +206,12 @@ fn approximate_size(conversion: &Conversion) -> u32 {
             .iter()
             .map(|(k, v)| k.len() + v.len() + 48)
             .sum::<usize>();
-    u32::try_from(std::mem::size_of::<Conversion>() + 160 + text).unwrap_or(u32::MAX)
+    let size = std::mem::size_of::<Remembered>()
+        + std::mem::size_of::<Conversion>()
+        + remembered.body.len()
+        + 160
+        + text;
+    u32::try_from(size).unwrap_or(u32::MAX)
 }
 
 /// Sizes the bloom filter for what is stored and fills it in the background; until it is

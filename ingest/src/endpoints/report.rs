@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header::ContentType;
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use attributor::domain::Source;
@@ -56,25 +57,29 @@ pub async fn answer(state: &AppState, conversion: NewConversion) -> Result<HttpR
     };
     let answers = &state.metrics.conversion_answers_total;
     match outcome {
-        Outcome::Created(conversion) => {
+        Outcome::Created(remembered) => {
             answers.with_label_values(&["created"]).inc();
-            Ok(HttpResponse::Created().json(views::data(&conversion)))
+            Ok(HttpResponse::Created()
+                .content_type(ContentType::json())
+                .body(remembered.body.clone()))
         }
-        Outcome::Replayed(conversion) => {
+        Outcome::Replayed(remembered) => {
             answers.with_label_values(&["replayed"]).inc();
             Ok(HttpResponse::Ok()
                 .insert_header(("Idempotent-Replayed", "true"))
-                .json(views::data(&conversion)))
+                .content_type(ContentType::json())
+                .body(remembered.body.clone()))
         }
-        Outcome::Conflict(conversion) => {
+        Outcome::Conflict(remembered) => {
             answers.with_label_values(&["conflict"]).inc();
+            let conversion = &remembered.conversion;
             Err(ApiError::Conflict {
                 code: "order_id_conflict",
                 message: format!(
                     "order_id {:?} was already reported with a different click_id, amount, currency or event_type",
                     conversion.order_id
                 ),
-                data: Some(views::value(&conversion)),
+                data: Some(views::value(conversion)),
             })
         }
     }

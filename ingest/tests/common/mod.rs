@@ -99,10 +99,7 @@ impl TestApp {
         let database = options.database.unwrap_or_else(|| {
             let mut bytes = [0u8; 6];
             rand::rng().fill_bytes(&mut bytes);
-            format!(
-                "test_{}",
-                bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            )
+            format!("test_{}", attributor::domain::lower_hex(&bytes))
         });
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
