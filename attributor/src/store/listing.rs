@@ -129,7 +129,11 @@ impl Store {
         page: PageRequest,
     ) -> Result<Vec<Conversion>, StoreError> {
         let offset = u64::from(page.page.saturating_sub(1)) * u64::from(page.per_page);
-        let newest = filter.until.unwrap_or_else(OffsetDateTime::now_utc);
+        // Nothing is created after now: a window that starts in the future is empty. (Rows
+        // stamped a little ahead by another node's clock are still read: the window has no
+        // upper end but `until`.)
+        let now = OffsetDateTime::now_utc();
+        let newest = filter.until.map_or(now, |until| until.min(now));
         let mut window = FIRST_WINDOW;
         loop {
             let lower = newest - window;
