@@ -20,7 +20,5 @@ pub mod store;
 
 pub use clock::Clock;
 pub use conversion::{Attribution, Conversion, NewConversion, ReportedClick};
-pub use pipeline::{
-    Pipeline, PipelineConfig, PipelineError, PipelineParts, PipelineWorkers, Stored,
-};
+pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineParts, PipelineWorkers};
 pub use store::{Store, StoreError, StoreSettings};

@@ -17,7 +17,7 @@ pub struct PipelineMetrics {
     /// Approximate RowBinary bytes per INSERT; `table`: conversions | commissions | clicks.
     pub batch_bytes: HistogramVec,
     /// Store round trips of the workers that succeeded; `table`: conversions | commissions |
-    /// clicks for INSERTs, conversions_lookup and email_touches_lookup for a batch's reads.
+    /// clicks for INSERTs, email_touches_lookup for a batch's cross-device read.
     pub insert_seconds: HistogramVec,
     /// Failed attempts of the same; `table` as above, `kind`: retryable | refused.
     pub insert_errors_total: IntCounterVec,

@@ -29,7 +29,7 @@ fn submit_all(runtime: &Runtime, pipeline: &Pipeline, reports: Vec<NewConversion
     ));
     let elapsed = started.elapsed();
     for answer in answers {
-        assert!(answer.expect("the pipeline stores the report").created);
+        answer.expect("the pipeline stores the report");
     }
     elapsed
 }

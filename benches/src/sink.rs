@@ -3,13 +3,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use attributor::domain::{ConversionId, EmailHash};
+use attributor::domain::EmailHash;
 use attributor::metrics::PipelineMetrics;
 use attributor::pipeline::ConversionSink;
 use attributor::store::{CommissionRow, ConversionRow, EmailTouch};
-use attributor::{
-    Clock, Conversion, Pipeline, PipelineConfig, PipelineParts, PipelineWorkers, StoreError,
-};
+use attributor::{Clock, Pipeline, PipelineConfig, PipelineParts, PipelineWorkers, StoreError};
 use prometheus::Registry;
 
 use crate::network::{Network, unreachable_store};
@@ -35,13 +33,6 @@ impl CountingSink {
 impl ConversionSink for CountingSink {
     fn for_worker(&self) -> Self {
         self.clone()
-    }
-
-    fn stored(
-        &self,
-        _ids: &[ConversionId],
-    ) -> impl Future<Output = Result<Vec<Conversion>, StoreError>> + Send {
-        ready(Ok(Vec::new()))
     }
 
     fn email_touches(

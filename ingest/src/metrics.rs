@@ -8,7 +8,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, exponential_buckets,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    exponential_buckets,
 };
 
 use crate::error::ApiError;
@@ -21,8 +22,7 @@ pub struct HttpMetrics {
     /// Time to answer; `route`, `status`.
     pub request_seconds: HistogramVec,
     /// How the dedup front answered a conversion; `outcome`: cache_hit | bloom_negative |
-    /// store_hit | store_miss | coalesced | write_time_hit (found stored by the worker's
-    /// check, written by another node).
+    /// store_hit | store_miss | coalesced.
     pub dedup_total: IntCounterVec,
     /// Conversion answers; `outcome`: created | replayed | conflict.
     pub conversion_answers_total: IntCounterVec,
@@ -30,6 +30,8 @@ pub struct HttpMetrics {
     pub unavailable_total: IntCounterVec,
     /// Conversion reports received and not yet answered.
     pub conversions_in_flight: IntGauge,
+    /// Reads of the dedup log that brought other nodes' conversions into the bloom filter.
+    pub bloom_syncs_total: IntCounter,
     /// Browser pixel reports by outcome; `outcome`: stored | replayed | conflict | no_click
     /// | forged_click | unknown_click | no_matching_email | invalid | unavailable.
     pub pixel_reports_total: IntCounterVec,
@@ -70,6 +72,11 @@ impl HttpMetrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            bloom_syncs_total: IntCounter::new(
+                "affilync_dedup_bloom_syncs_total",
+                "Reads of the dedup log into this node's bloom filter",
+            )
+            .expect("valid metric"),
             pixel_reports_total: IntCounterVec::new(
                 Opts::new(
                     "affilync_pixel_reports_total",
@@ -92,6 +99,7 @@ impl HttpMetrics {
             Box::new(metrics.unavailable_total.clone()),
             Box::new(metrics.conversions_in_flight.clone()),
             Box::new(metrics.pixel_reports_total.clone()),
+            Box::new(metrics.bloom_syncs_total.clone()),
         ] {
             registry
                 .register(collector)

@@ -15,7 +15,7 @@ use attributor::{Pipeline, PipelineParts, Store};
 use prometheus::Registry;
 
 use crate::config::Config;
-use crate::dedup::{DedupFront, StoredLookup, seed_bloom};
+use crate::dedup::{DedupFront, StoredLookup, start_bloom};
 use crate::endpoints::{PixelScript, routes};
 use crate::list_totals::ListTotals;
 use crate::metrics::{HttpMetrics, record_request};
@@ -56,7 +56,7 @@ pub async fn serve(
     );
     let (clicks, click_writer) =
         ClickRecorder::start(config.clicks.clone(), &store, pipeline_metrics.clone());
-    let bloom = seed_bloom(&store, &config.dedup)
+    let bloom = start_bloom(&store, &config.dedup, http_metrics.clone())
         .await
         .context("sizing the dedup bloom filter")?;
     let dedup = Arc::new(DedupFront::new(

@@ -249,8 +249,9 @@ async fn a_replay_shows_the_current_status() {
     assert_eq!(replay["data"]["status"], "approved");
 }
 
-/// Two nodes on one database: the second answers an order the first stored as a replay,
-/// although its own bloom filter was filled before the order existed.
+/// Two nodes on one database: once its next read of the dedup log is done, the second
+/// answers an order the first stored as a replay, although its own bloom filter was
+/// filled before the order existed.
 #[tokio::test]
 async fn a_second_node_knows_what_the_first_stored() {
     let first = TestApp::spawn().await;
@@ -268,6 +269,12 @@ async fn a_second_node_knows_what_the_first_stored() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+    // The second node reads the log every second; wait for a read that began after the write.
+    let syncs = |metrics: String| metric_value(&metrics, "affilync_dedup_bloom_syncs_total", &[]);
+    let after_write = syncs(second.metrics().await);
+    while syncs(second.metrics().await) < after_write + 2.0 {
+        tokio::task::yield_now().await;
+    }
 
     let response = second
         .track(&net.brand_key, &conversion(&click, "n-1", "5.00"))

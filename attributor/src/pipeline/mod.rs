@@ -1,10 +1,9 @@
 //! The path from the ingest tier to ClickHouse. A handler hands a checked conversion to
 //! [`Pipeline::submit`], which puts it on a bounded crossbeam channel and waits. Worker
-//! threads take conversions off the channel in batches, ask ClickHouse which of them are
-//! already stored (one query per batch: another node may have written them), attribute the
-//! rest, write the batch's commission rows and then its conversion rows (one INSERT per
-//! table), and only then answer every waiting request: an answer means the rows are in
-//! ClickHouse.
+//! threads take conversions off the channel in batches, attribute each one, write the
+//! batch's commission rows and then its conversion rows (one INSERT per table), and only
+//! then answer every waiting request: an answer means the rows are in ClickHouse. Whether
+//! an order is new was decided before it was queued (the ingest tier's dedup front).
 
 mod attribution;
 mod pacer;
@@ -83,15 +82,7 @@ pub enum PipelineError {
 pub(crate) struct Job {
     conversion: NewConversion,
     enqueued_at: Instant,
-    reply: oneshot::Sender<Result<Stored, PipelineError>>,
-}
-
-/// A conversion as ClickHouse has it after the pipeline is done with it.
-#[derive(Debug, Clone)]
-pub struct Stored {
-    pub conversion: Arc<Conversion>,
-    /// Written by this submission; false when ClickHouse already had this order.
-    pub created: bool,
+    reply: oneshot::Sender<Result<Arc<Conversion>, PipelineError>>,
 }
 
 /// The handle handlers submit through; cheap to clone.
@@ -154,7 +145,10 @@ impl Pipeline {
 
     /// Queues the conversion and waits until it is stored (or refused). Never blocks the
     /// calling thread: a full queue is an immediate `QueueFull`.
-    pub async fn submit(&self, conversion: NewConversion) -> Result<Stored, PipelineError> {
+    pub async fn submit(
+        &self,
+        conversion: NewConversion,
+    ) -> Result<Arc<Conversion>, PipelineError> {
         if self.closing.load(Ordering::Acquire) {
             return Err(PipelineError::ShuttingDown);
         }

@@ -1,7 +1,6 @@
 use std::future::Future;
 
-use crate::conversion::Conversion;
-use crate::domain::{ConversionId, EmailHash};
+use crate::domain::EmailHash;
 use crate::store::{CommissionRow, ConversionRow, EmailTouch, Store, StoreError};
 
 /// Where attribution workers read and write. ClickHouse ([`Store`]) in the service; the
@@ -12,12 +11,6 @@ pub trait ConversionSink: Send + Sync + 'static {
     fn for_worker(&self) -> Self
     where
         Self: Sized;
-
-    /// The stored conversions among `ids`.
-    fn stored(
-        &self,
-        ids: &[ConversionId],
-    ) -> impl Future<Output = Result<Vec<Conversion>, StoreError>> + Send;
 
     /// The latest touch of each e-mail hash, per brand (cross-device attribution).
     fn email_touches(
@@ -39,13 +32,6 @@ pub trait ConversionSink: Send + Sync + 'static {
 impl ConversionSink for Store {
     fn for_worker(&self) -> Self {
         self.with_own_pool()
-    }
-
-    fn stored(
-        &self,
-        ids: &[ConversionId],
-    ) -> impl Future<Output = Result<Vec<Conversion>, StoreError>> + Send {
-        self.conversions_by_id(ids)
     }
 
     fn email_touches(

@@ -7,7 +7,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use time::OffsetDateTime;
 
 use super::attribution::{Touch, attribute};
-use super::{ConversionSink, InsertPacer, Job, PipelineConfig, PipelineError, Stored};
+use super::{ConversionSink, InsertPacer, Job, PipelineConfig, PipelineError};
 use crate::catalog::{Catalog, ResolvedLink};
 use crate::clock::Clock;
 use crate::conversion::{Conversion, NewConversion};
@@ -77,9 +77,6 @@ impl<S: ConversionSink> Worker<S> {
                 .observe((started - job.enqueued_at).as_secs_f64());
         }
         let deadline = started + self.config.insert_retry_budget;
-        let Some(batch) = self.drop_already_stored(batch, deadline).await else {
-            return;
-        };
         let Some((batch, touches)) = self.email_touches_for(batch, deadline).await else {
             return;
         };
@@ -138,10 +135,7 @@ impl<S: ConversionSink> Worker<S> {
                         ])
                         .inc();
                     // The requester may have gone; the conversion is stored either way.
-                    let _ = job.reply.send(Ok(Stored {
-                        conversion: Arc::new(conversion),
-                        created: true,
-                    }));
+                    let _ = job.reply.send(Ok(Arc::new(conversion)));
                 }
             }
             Err(error) => {
@@ -152,43 +146,6 @@ impl<S: ConversionSink> Worker<S> {
                 }
             }
         }
-    }
-
-    /// Answers the jobs whose order ClickHouse already has, and returns the others. The
-    /// dedup front only knows what this node has seen; this one query per batch makes
-    /// ClickHouse the judge of what is new. `None` when nothing is left to do.
-    async fn drop_already_stored(&self, batch: Vec<Job>, deadline: Instant) -> Option<Vec<Job>> {
-        let ids: Vec<_> = batch.iter().map(|job| job.conversion.id.clone()).collect();
-        let lookup = self
-            .retry_until(deadline, "conversions_lookup", || self.store.stored(&ids))
-            .await;
-        let existing = match lookup {
-            Ok(existing) => existing,
-            Err(error) => {
-                let error = pipeline_error(error);
-                for job in batch {
-                    self.fail(job, error.clone());
-                }
-                return None;
-            }
-        };
-        if existing.is_empty() {
-            return Some(batch);
-        }
-        let mut existing: HashMap<_, _> = existing.into_iter().map(|c| (c.id.clone(), c)).collect();
-        let mut new = Vec::with_capacity(batch.len());
-        for job in batch {
-            match existing.remove(&job.conversion.id) {
-                Some(stored) => {
-                    let _ = job.reply.send(Ok(Stored {
-                        conversion: Arc::new(stored),
-                        created: false,
-                    }));
-                }
-                None => new.push(job),
-            }
-        }
-        (!new.is_empty()).then_some(new)
     }
 
     /// The click a conversion is credited to: the one it reports (by id or cookie), or,
@@ -294,8 +251,8 @@ impl<S: ConversionSink> Worker<S> {
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the batch's budget is spent.
-    /// `table` labels the metrics: a table name for INSERTs, `conversions_lookup` for the
-    /// batch's existence check.
+    /// `table` labels the metrics: a table name for INSERTs, `email_touches_lookup` for the
+    /// batch's cross-device look-up.
     async fn retry_until<F, Fut, T>(
         &self,
         deadline: Instant,

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "email_touches",
         sql: include_str!("../../../sql/0005_email_touches.sql"),
     },
+    Migration {
+        number: 6,
+        name: "dedup_log",
+        sql: include_str!("../../../sql/0006_dedup_log.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

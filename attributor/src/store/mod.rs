@@ -5,6 +5,7 @@
 mod catalog;
 mod clicks;
 mod conversions;
+mod dedup_log;
 mod error;
 mod listing;
 mod migrate;

@@ -3,12 +3,14 @@
 //! 1. A moka cache of recent conversions answers most replays from memory, and its entry
 //!    API coalesces concurrent requests for one order id: one of them does the work, the
 //!    others wait for its result, so duplicates racing each other end as one conversion.
-//! 2. On a cache miss, a bloom filter seeded from ClickHouse at start tells an order that
-//!    is certainly new (almost every unique order) from one that may be stored.
+//! 2. On a cache miss, a bloom filter tells an order that is certainly new (almost every
+//!    unique order) from one that may be stored. It is seeded from ClickHouse at start and
+//!    learns every second what other nodes stored ([`start_bloom`]).
 //! 3. A "maybe" is confirmed in ClickHouse, batched ([`StoredLookup`]); ClickHouse is the
 //!    authority. A new order goes to the attribution pipeline and waits until it is stored.
 
 mod bloom;
+mod bloom_sync;
 mod lookup;
 
 use std::sync::Arc;
@@ -17,16 +19,15 @@ use actix_web::web::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use attributor::domain::ConversionId;
-use attributor::{Conversion, NewConversion, Pipeline, PipelineError, Store, StoreError};
+use attributor::{Conversion, NewConversion, Pipeline, PipelineError, StoreError};
 use xxhash_rust::xxh3::Xxh3Builder;
 
 pub use bloom::SeededBloom;
+pub use bloom_sync::start_bloom;
 pub use lookup::StoredLookup;
 
 use crate::metrics::HttpMetrics;
 use crate::views;
-
-const SEED_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct DedupConfig {
@@ -171,13 +172,8 @@ impl DedupFront {
         }
         let stored = self.pipeline.submit(new.clone()).await?;
         self.bloom.insert(key);
-        if stored.created {
-            created.store(true, Ordering::Release);
-        } else {
-            // Another node wrote it after this node's bloom filter was filled.
-            self.count("write_time_hit");
-        }
-        Ok(Remembered::new(stored.conversion))
+        created.store(true, Ordering::Release);
+        Ok(Remembered::new(stored))
     }
 
     fn compare(new: &NewConversion, stored: Arc<Remembered>) -> Outcome {
@@ -212,43 +208,4 @@ fn approximate_size(remembered: &Remembered) -> u32 {
         + 160
         + text;
     u32::try_from(size).unwrap_or(u32::MAX)
-}
-
-/// Sizes the bloom filter for what is stored and fills it in the background; until it is
-/// full it answers "maybe", so the node serves correctly from the first request.
-pub async fn seed_bloom(
-    store: &Store,
-    config: &DedupConfig,
-) -> Result<Arc<SeededBloom>, StoreError> {
-    let stored = store.count_conversion_versions().await?;
-    let bloom = Arc::new(SeededBloom::with_capacity(
-        config.bloom_capacity.max(stored * 2),
-    ));
-    let seeding = Arc::clone(&bloom);
-    let store = store.with_own_pool();
-    std::thread::Builder::new()
-        .name("bloom-seed".into())
-        .spawn(move || {
-            let started = std::time::Instant::now();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("building the bloom seeding runtime");
-            // Until seeded the filter answers "maybe": slower, still exact. Keep trying.
-            loop {
-                match runtime.block_on(store.for_each_dedup_key(|key| seeding.insert(key))) {
-                    Ok(keys) => {
-                        seeding.mark_seeded();
-                        tracing::info!(keys, bytes = seeding.size_bytes(), elapsed = ?started.elapsed(), "dedup bloom filter seeded");
-                        return;
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "seeding the dedup bloom filter failed; retrying");
-                        std::thread::sleep(SEED_RETRY_DELAY);
-                    }
-                }
-            }
-        })
-        .expect("spawning the bloom seeding thread");
-    Ok(bloom)
 }

@@ -1,0 +1,87 @@
+//! Reads of `dedup_log`, through which a node's bloom filter learns what other nodes store.
+
+use clickhouse::Row;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+
+#[derive(Row, Deserialize)]
+struct Logged {
+    dedup_key: u64,
+    written: u32,
+}
+
+#[derive(Row, Deserialize)]
+struct Now {
+    now: u32,
+}
+
+#[derive(Row, Deserialize)]
+struct Partition {
+    partition: String,
+}
+
+impl Store {
+    /// ClickHouse's clock, in unix seconds: the log's timestamps are read by it.
+    pub async fn server_now(&self) -> Result<u32, StoreError> {
+        let row = self
+            .client
+            .query("SELECT toUInt32(now()) AS now")
+            .fetch_one::<Now>()
+            .await?;
+        Ok(row.now)
+    }
+
+    /// The dedup keys logged at or after `since` (server seconds), and the latest time seen.
+    pub async fn dedup_keys_logged_since(
+        &self,
+        since: u32,
+    ) -> Result<(Vec<u64>, Option<u32>), StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT dedup_key, toUInt32(written_at) AS written FROM dedup_log \
+                 WHERE written_at >= toDateTime(?)",
+            )
+            .bind(since)
+            .fetch_all::<Logged>()
+            .await?;
+        let latest = rows.iter().map(|row| row.written).max();
+        Ok((rows.into_iter().map(|row| row.dedup_key).collect(), latest))
+    }
+
+    /// Drops the log's days before `keep_since`; the log only needs to bridge the seconds
+    /// between a write and every node's next read of it.
+    pub async fn drop_dedup_log_before(
+        &self,
+        keep_since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let date = keep_since.date();
+        let first_kept = format!(
+            "{:04}{:02}{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        );
+        let partitions = self
+            .client
+            .query(
+                "SELECT DISTINCT partition FROM system.parts \
+                 WHERE database = ? AND table = 'dedup_log' AND active",
+            )
+            .bind(self.database())
+            .fetch_all::<Partition>()
+            .await?;
+        for old in partitions.iter().filter(|p| p.partition < first_kept) {
+            self.client
+                .query(&format!(
+                    "ALTER TABLE dedup_log DROP PARTITION {}",
+                    old.partition
+                ))
+                .execute()
+                .await?;
+        }
+        Ok(())
+    }
+}

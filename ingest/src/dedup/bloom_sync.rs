@@ -1,0 +1,108 @@
+//! Filling the dedup bloom filter: seeded with every stored conversion at start, then kept
+//! up with what every node stores, from `dedup_log`, once a second. Until seeded the filter
+//! answers "maybe" to everything, so a node is correct from its first request, only slower.
+//!
+//! An order another node stored reaches this filter within a second or two. Inside that
+//! window a repeat sent to this node is taken for new: it is written again under the same
+//! conversion id, and ClickHouse keeps one row.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use attributor::{Store, StoreError};
+use time::OffsetDateTime;
+
+use super::{DedupConfig, SeededBloom};
+use crate::metrics::HttpMetrics;
+
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// An INSERT's rows become visible some time after the log stamped them; each read goes
+/// this far back, past the longest INSERT the workers wait for.
+const VISIBILITY_MARGIN_SECONDS: u32 = 15;
+const RETRY_SEEDING_AFTER: Duration = Duration::from_secs(5);
+/// Days of log kept: enough for any node's next read.
+const LOG_KEPT: time::Duration = time::Duration::days(2);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Sizes the filter for what is stored (twice that, at least the configured capacity) and
+/// starts the thread that fills it and keeps it current. The thread ends when the filter
+/// is dropped.
+pub async fn start_bloom(
+    store: &Store,
+    config: &DedupConfig,
+    metrics: HttpMetrics,
+) -> Result<Arc<SeededBloom>, StoreError> {
+    let stored = store.count_conversion_versions().await?;
+    let bloom = Arc::new(SeededBloom::with_capacity(
+        config.bloom_capacity.max(stored * 2),
+    ));
+    let filling = Arc::downgrade(&bloom);
+    let store = store.with_own_pool();
+    std::thread::Builder::new()
+        .name("bloom-sync".into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("building the bloom sync runtime")
+                .block_on(fill(store, filling, metrics));
+        })
+        .expect("spawning the bloom sync thread");
+    Ok(bloom)
+}
+
+async fn fill(store: Store, bloom: Weak<SeededBloom>, metrics: HttpMetrics) {
+    // Taken before seeding, so that what is stored while the seed runs comes with the sync.
+    let mut logged_until = loop {
+        match store.server_now().await {
+            Ok(now) => break now,
+            Err(error) => {
+                tracing::warn!(%error, "reading the clickhouse clock failed; retrying");
+                tokio::time::sleep(RETRY_SEEDING_AFTER).await;
+            }
+        }
+    };
+    loop {
+        let Some(filter) = bloom.upgrade() else {
+            return;
+        };
+        let started = Instant::now();
+        match store.for_each_dedup_key(|key| filter.insert(key)).await {
+            Ok(keys) => {
+                filter.mark_seeded();
+                tracing::info!(keys, bytes = filter.size_bytes(), elapsed = ?started.elapsed(), "dedup bloom filter seeded");
+                break;
+            }
+            Err(error) => {
+                tracing::error!(%error, "seeding the dedup bloom filter failed; retrying");
+                drop(filter);
+                tokio::time::sleep(RETRY_SEEDING_AFTER).await;
+            }
+        }
+    }
+    let mut last_prune: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(SYNC_EVERY).await;
+        let Some(filter) = bloom.upgrade() else {
+            return;
+        };
+        let since = logged_until.saturating_sub(VISIBILITY_MARGIN_SECONDS);
+        match store.dedup_keys_logged_since(since).await {
+            Ok((keys, latest)) => {
+                for key in keys {
+                    filter.insert(key);
+                }
+                logged_until = latest.unwrap_or(logged_until).max(logged_until);
+                metrics.bloom_syncs_total.inc();
+            }
+            Err(error) => tracing::warn!(%error, "reading the dedup log failed"),
+        }
+        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(Instant::now());
+            let keep_since = OffsetDateTime::now_utc() - LOG_KEPT;
+            if let Err(error) = store.drop_dedup_log_before(keep_since).await {
+                tracing::warn!(%error, "dropping old days of the dedup log failed");
+            }
+        }
+    }
+}
