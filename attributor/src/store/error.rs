@@ -23,11 +23,20 @@ impl From<clickhouse::error::Error> for StoreError {
     fn from(error: clickhouse::error::Error) -> Self {
         use clickhouse::error::Error;
         match &error {
-            Error::Network(_) | Error::TimedOut => StoreError::Unavailable(error.to_string()),
+            // The exchange broke off: the connection, a timeout, the client's background
+            // task ending (Custom), a response stream that could not be read to its end
+            // (Decompression, Other). Nothing says the statement was wrong.
+            Error::Network(_)
+            | Error::TimedOut
+            | Error::Custom(_)
+            | Error::Decompression(_)
+            | Error::Other(_) => StoreError::Unavailable(error.to_string()),
             Error::BadResponse(text) => match exception_code(text) {
                 Some(code) if is_retryable_code(code) => StoreError::Unavailable(text.clone()),
                 _ => StoreError::Refused(text.clone()),
             },
+            // The rest describe rows or parameters that do not fit the schema: a bug here,
+            // which the same statement would repeat.
             _ => StoreError::Refused(error.to_string()),
         }
     }
