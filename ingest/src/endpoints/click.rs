@@ -45,12 +45,7 @@ pub async fn redirect(
         .query_pairs_mut()
         .append_pair("afk_cid", click.as_str());
 
-    let sub = |name: &str| {
-        url::form_urlencoded::parse(request.query_string().as_bytes())
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default()
-    };
+    let [sub1, sub2, sub3, sub4, sub5] = sub_ids(request.query_string());
     let header_text = |name: header::HeaderName| {
         request
             .headers()
@@ -73,11 +68,11 @@ pub async fn redirect(
         forwarded_for: header_text(header::HeaderName::from_static("x-forwarded-for")),
         user_agent: header_text(header::USER_AGENT),
         referer: header_text(header::REFERER),
-        sub1: sub("sub1"),
-        sub2: sub("sub2"),
-        sub3: sub("sub3"),
-        sub4: sub("sub4"),
-        sub5: sub("sub5"),
+        sub1,
+        sub2,
+        sub3,
+        sub4,
+        sub5,
     });
 
     let cookie = Cookie::build("afk_cid", click.as_str().to_owned())
@@ -92,6 +87,25 @@ pub async fn redirect(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .cookie(cookie)
         .finish()
+}
+
+/// The affiliate's sub-ids `sub1`..`sub5` from the link's query string, first value each.
+fn sub_ids(query: &str) -> [String; 5] {
+    let mut subs: [String; 5] = Default::default();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match key.as_ref() {
+            "sub1" => 0,
+            "sub2" => 1,
+            "sub3" => 2,
+            "sub4" => 3,
+            "sub5" => 4,
+            _ => continue,
+        };
+        if subs[slot].is_empty() {
+            subs[slot] = value.into_owned();
+        }
+    }
+    subs
 }
 
 /// People follow tracking links; they get a page, not JSON.
