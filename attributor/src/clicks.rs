@@ -26,7 +26,7 @@ impl Default for ClickWriterConfig {
         Self {
             queue_capacity: 100_000,
             batch_max_rows: 20_000,
-            flush_interval: Duration::from_millis(500),
+            flush_interval: Duration::from_millis(200),
         }
     }
 }
