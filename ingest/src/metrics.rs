@@ -30,6 +30,8 @@ pub struct HttpMetrics {
     pub unavailable_total: IntCounterVec,
     /// Conversion reports received and not yet answered.
     pub conversions_in_flight: IntGauge,
+    /// Bloom "maybe"s waiting for their batched ClickHouse look-up (sampled at scrape).
+    pub dedup_lookup_queue_depth: IntGauge,
     /// Reads of the dedup log that brought other nodes' conversions into the bloom filter.
     pub bloom_syncs_total: IntCounter,
     /// Browser pixel reports by outcome; `outcome`: stored | replayed | conflict | no_click
@@ -72,6 +74,11 @@ impl HttpMetrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            dedup_lookup_queue_depth: IntGauge::new(
+                "affilync_dedup_lookup_queue_depth",
+                "Bloom maybes waiting for their ClickHouse look-up",
+            )
+            .expect("valid metric"),
             bloom_syncs_total: IntCounter::new(
                 "affilync_dedup_bloom_syncs_total",
                 "Reads of the dedup log into this node's bloom filter",
@@ -100,6 +107,7 @@ impl HttpMetrics {
             Box::new(metrics.conversions_in_flight.clone()),
             Box::new(metrics.pixel_reports_total.clone()),
             Box::new(metrics.bloom_syncs_total.clone()),
+            Box::new(metrics.dedup_lookup_queue_depth.clone()),
         ] {
             registry
                 .register(collector)

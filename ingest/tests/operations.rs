@@ -256,6 +256,8 @@ async fn health_metrics_and_unknown_routes() {
         "affilync_attribution_queue_depth",
         "affilync_click_queue_depth",
         "affilync_attribution_queue_wait_seconds_count",
+        "affilync_dedup_lookup_queue_depth",
+        "affilync_batch_bytes_bucket",
     ] {
         assert!(metrics.contains(name), "{name} missing");
     }

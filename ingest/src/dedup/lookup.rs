@@ -35,6 +35,11 @@ impl StoredLookup {
         Self { sender }
     }
 
+    /// Look-ups waiting for their query.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
     /// The stored conversion with this id, if any.
     pub async fn find(&self, id: ConversionId) -> Result<Option<Conversion>, StoreError> {
         let (reply, answer) = oneshot::channel();

@@ -146,6 +146,11 @@ impl DedupFront {
         &self.bloom
     }
 
+    /// Bloom "maybe"s waiting for their ClickHouse look-up.
+    pub fn lookup_queue_depth(&self) -> usize {
+        self.lookup.queue_depth()
+    }
+
     /// Runs once per order id at a time (moka coalesces concurrent callers onto it).
     async fn load_or_store(
         &self,

@@ -16,6 +16,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .pipeline_metrics
         .queue_depth
         .set(state.pipeline.queue_depth() as i64);
+    state
+        .metrics
+        .dedup_lookup_queue_depth
+        .set(state.dedup.lookup_queue_depth() as i64);
     let mut text = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut text) {
