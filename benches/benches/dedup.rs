@@ -24,13 +24,12 @@ const IN_FLIGHT: usize = 1_000;
 const COPIES_PER_ORDER: usize = 100;
 
 /// The labels of `affilync_dedup_total`.
-const DEDUP_OUTCOMES: [&str; 6] = [
+const DEDUP_OUTCOMES: [&str; 5] = [
     "cache_hit",
     "bloom_negative",
     "store_hit",
     "store_miss",
     "coalesced",
-    "write_time_hit",
 ];
 
 /// A dedup front as the service builds it once its bloom filter is seeded, in front of a

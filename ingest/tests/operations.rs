@@ -178,19 +178,9 @@ async fn shutdown_answers_every_request_in_flight_after_writing_it() {
         reqwest::get(format!("{base}/healthz")).await.is_err(),
         "the service has stopped"
     );
-    let count = reqwest::Client::new()
-        .post(format!(
-            "{}/?database={database}",
-            common::clickhouse::url()
-        ))
-        .body("SELECT count() FROM conversions FINAL")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(count.trim(), "11");
+    let rows =
+        common::clickhouse_rows(&database, "SELECT count() AS n FROM conversions FINAL").await;
+    assert_eq!(rows[0]["n"], "11", "UInt64 comes as a JSON string");
 }
 
 #[tokio::test]

@@ -115,10 +115,6 @@ impl Store {
         }
     }
 
-    pub fn server_version(&self) -> (u32, u32) {
-        self.server_version
-    }
-
     pub fn database(&self) -> &str {
         &self.settings.database
     }

@@ -304,18 +304,7 @@ impl TestApp {
 
     /// Rows straight from ClickHouse, as JSON objects.
     pub async fn clickhouse_rows(&self, sql: &str) -> Vec<Value> {
-        let response = reqwest::Client::new()
-            .post(format!("{}/?database={}", clickhouse::url(), self.database))
-            .body(format!("{sql} FORMAT JSONEachRow"))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{sql}: {text}");
-        text.lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
+        clickhouse_rows(&self.database, sql).await
     }
 
     pub async fn clickhouse_count(&self, sql: &str) -> u64 {
