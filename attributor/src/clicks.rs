@@ -1,23 +1,26 @@
-//! Clicks are answered first and written after: the redirect must be fast, and nothing
-//! the service promises depends on the clicks table (click ids carry their own link and
-//! time). A bounded queue feeds one writer thread that INSERTs in batches; if the queue is
-//! full or ClickHouse stays down, clicks are dropped and counted, never waited for.
+//! Clicks are answered first and journaled after: the redirect must be fast, and nothing
+//! the service promises depends on a click row (click ids carry their own link and time).
+//! A bounded queue feeds one thread that appends the queued clicks to the journal every
+//! `flush_interval`, with one fdatasync; the shipper takes them to ClickHouse with the
+//! conversions. A kill -9 loses at most the clicks of the last interval and the fdatasync
+//! in progress. A full queue drops clicks, counted, rather than slow the redirect.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::metrics::PipelineMetrics;
-use crate::store::{ClickRow, Store};
+use crate::journal::{Entry, Journal};
+use crate::metrics::ClickMetrics;
+use crate::store::ClickRow;
 
 #[derive(Debug, Clone)]
 pub struct ClickWriterConfig {
     pub queue_capacity: usize,
     pub batch_max_rows: usize,
-    /// How long a click may wait for its batch to be written.
+    /// How long a click may wait in memory before it is journaled.
     pub flush_interval: Duration,
 }
 
@@ -26,7 +29,7 @@ impl Default for ClickWriterConfig {
         Self {
             queue_capacity: 100_000,
             batch_max_rows: 20_000,
-            flush_interval: Duration::from_millis(200),
+            flush_interval: Duration::from_millis(100),
         }
     }
 }
@@ -36,7 +39,7 @@ impl Default for ClickWriterConfig {
 pub struct ClickRecorder {
     sender: Sender<ClickRow>,
     closing: Arc<AtomicBool>,
-    metrics: PipelineMetrics,
+    metrics: ClickMetrics,
 }
 
 pub struct ClickWriter {
@@ -46,18 +49,22 @@ pub struct ClickWriter {
 impl ClickRecorder {
     pub fn start(
         config: ClickWriterConfig,
-        store: &Store,
-        metrics: PipelineMetrics,
+        journal: Arc<Journal>,
+        metrics: ClickMetrics,
     ) -> (ClickRecorder, ClickWriter) {
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let closing = Arc::new(AtomicBool::new(false));
-        let store = store.with_own_pool();
-        let writer_closing = Arc::clone(&closing);
-        let writer_metrics = metrics.clone();
+        let writer = Journaling {
+            config,
+            receiver,
+            closing: Arc::clone(&closing),
+            journal,
+            metrics: metrics.clone(),
+        };
         let thread = std::thread::Builder::new()
-            .name("click-writer".into())
-            .spawn(move || write_clicks(config, receiver, writer_closing, store, writer_metrics))
-            .expect("spawning the click writer thread");
+            .name("click-journal".into())
+            .spawn(move || writer.run())
+            .expect("spawning the click journal thread");
         (
             ClickRecorder {
                 sender,
@@ -68,10 +75,10 @@ impl ClickRecorder {
         )
     }
 
-    /// Queues a click for writing; never waits.
+    /// Queues a click for the journal; never waits.
     pub fn record(&self, click: ClickRow) {
         match self.sender.try_send(click) {
-            Ok(()) => self.metrics.click_queue_depth.set(self.sender.len() as i64),
+            Ok(()) => self.metrics.queue_depth.set(self.sender.len() as i64),
             Err(_) => self
                 .metrics
                 .clicks_total
@@ -80,7 +87,7 @@ impl ClickRecorder {
         }
     }
 
-    /// Writes what is queued and stops the writer.
+    /// Journals what is queued and stops the writer.
     pub fn close(&self) {
         self.closing.store(true, Ordering::Release);
     }
@@ -89,73 +96,65 @@ impl ClickRecorder {
 impl ClickWriter {
     pub fn join(self) {
         if self.thread.join().is_err() {
-            tracing::error!("the click writer panicked");
+            tracing::error!("the click journal thread panicked");
         }
     }
 }
 
-fn write_clicks(
+struct Journaling {
     config: ClickWriterConfig,
     receiver: Receiver<ClickRow>,
     closing: Arc<AtomicBool>,
-    store: Store,
-    metrics: PipelineMetrics,
-) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building the click writer runtime");
-    loop {
-        let first = match receiver.recv_timeout(config.flush_interval) {
-            Ok(click) => click,
-            Err(RecvTimeoutError::Timeout) if !closing.load(Ordering::Acquire) => continue,
-            Err(_) => return,
-        };
-        // Let the batch gather without waiting on the channel: a waiting receiver is woken
-        // by every click sent, tens of thousands of wake-ups a second under load.
-        if !closing.load(Ordering::Acquire) {
-            std::thread::sleep(config.flush_interval);
-        }
-        let mut batch = vec![first];
-        batch.extend(receiver.try_iter().take(config.batch_max_rows - 1));
-        metrics.click_queue_depth.set(receiver.len() as i64);
-        let started = Instant::now();
-        // One retry covers a dropped connection; longer outages drop clicks rather than
-        // let the queue, and the redirect's memory, grow.
-        let mut result = runtime.block_on(store.insert_clicks(&batch));
-        if matches!(&result, Err(error) if error.is_retryable()) {
-            std::thread::sleep(Duration::from_millis(200));
-            result = runtime.block_on(store.insert_clicks(&batch));
-        }
-        match result {
-            Ok(()) => {
-                metrics
-                    .insert_seconds
-                    .with_label_values(&["clicks"])
-                    .observe(started.elapsed().as_secs_f64());
-                metrics
-                    .clicks_total
-                    .with_label_values(&["stored"])
-                    .inc_by(batch.len() as u64);
+    journal: Arc<Journal>,
+    metrics: ClickMetrics,
+}
+
+impl Journaling {
+    fn run(self) {
+        let mut batch: Vec<Entry> = Vec::new();
+        loop {
+            if batch.is_empty() {
+                match self.receiver.recv_timeout(self.config.flush_interval) {
+                    Ok(click) => batch.push(Entry::Click(click)),
+                    Err(RecvTimeoutError::Timeout) if !self.closing() => continue,
+                    Err(_) => return,
+                }
+                // Let the batch gather without waiting on the channel: a waiting receiver
+                // is woken by every click sent, tens of thousands of wake-ups a second.
+                if !self.closing() {
+                    std::thread::sleep(self.config.flush_interval);
+                }
             }
-            Err(error) => {
-                tracing::error!(rows = batch.len(), %error, "click batch dropped");
-                metrics
-                    .insert_errors_total
-                    .with_label_values(&[
-                        "clicks",
-                        if error.is_retryable() {
-                            "retryable"
-                        } else {
-                            "refused"
-                        },
-                    ])
-                    .inc();
-                metrics
-                    .clicks_total
-                    .with_label_values(&["dropped_store_error"])
-                    .inc_by(batch.len() as u64);
+            let room = self.config.batch_max_rows.saturating_sub(batch.len());
+            batch.extend(self.receiver.try_iter().take(room).map(Entry::Click));
+            self.metrics.queue_depth.set(self.receiver.len() as i64);
+            match self.journal.append(&batch) {
+                Ok(_) => {
+                    self.metrics
+                        .clicks_total
+                        .with_label_values(&["journaled"])
+                        .inc_by(batch.len() as u64);
+                    batch.clear();
+                }
+                Err(error) if self.closing() => {
+                    tracing::error!(clicks = batch.len(), %error, "clicks not journaled at shutdown");
+                    self.metrics
+                        .clicks_total
+                        .with_label_values(&["dropped_journal_error"])
+                        .inc_by(batch.len() as u64);
+                    batch.clear();
+                }
+                Err(error) => {
+                    // Kept and tried again next interval; meanwhile new clicks wait in the
+                    // bounded queue, and past it are dropped and counted.
+                    tracing::warn!(clicks = batch.len(), %error, "journaling clicks failed; will retry");
+                    std::thread::sleep(self.config.flush_interval);
+                }
             }
         }
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 }

@@ -1,6 +1,6 @@
 //! The dedup front, per reported conversion, with 1000 reports in flight at once as on a
 //! busy node. `new_order`: orders the seeded bloom filter has never seen (cache miss,
-//! bloom negative, queued through the pipeline to a counting sink, answered Created).
+//! bloom negative, queued through the pipeline to the journal, answered Created).
 //! `cache_hit_replay`: reports already answered, replayed from the moka cache (answered
 //! Replayed, nothing queued). `coalesced_duplicates`: ten new orders sent 100 times each
 //! at once; moka runs one load-or-store per order and the other 99 copies wait for it, so
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use affilync_benches::{
-    CountingPipeline, DiscardingClickHouse, Network, unique_order_id, unpaced_config,
+    DiscardingClickHouse, JournaledPipeline, Network, bench_config, unique_order_id,
 };
 use attributor::{NewConversion, PipelineConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -33,25 +33,29 @@ const DEDUP_OUTCOMES: [&str; 5] = [
 ];
 
 /// A dedup front as the service builds it once its bloom filter is seeded, in front of a
-/// pipeline that writes to a counting sink. A bloom false positive asks the discarding
+/// pipeline that appends to a real journal. A bloom false positive asks the discarding
 /// server, which finds nothing: the order is still new, only slower, as in the service.
 struct Front {
     front: DedupFront,
     metrics: HttpMetrics,
-    pipeline: CountingPipeline,
+    pipeline: JournaledPipeline,
 }
 
 impl Front {
     fn start(network: &Network, clickhouse: &DiscardingClickHouse) -> Self {
         let defaults = PipelineConfig::default();
-        let pipeline = CountingPipeline::start(
+        let pipeline = JournaledPipeline::start(
             network,
-            unpaced_config(defaults.workers, defaults.batch_max_rows),
+            bench_config(defaults.workers, defaults.batch_max_rows),
         );
         let config = DedupConfig::default();
         let bloom = Arc::new(SeededBloom::with_capacity(config.bloom_capacity));
         bloom.mark_seeded();
-        let lookup = StoredLookup::start(&clickhouse.store(), 1024);
+        let lookup = StoredLookup::start(
+            &clickhouse.store(),
+            std::sync::Arc::clone(&pipeline.journal),
+            1024,
+        );
         let metrics = HttpMetrics::new(&Registry::new());
         let front = DedupFront::new(
             &config,
@@ -213,8 +217,8 @@ fn dedup(c: &mut Criterion) {
 /// the path it is named for, and stops its pipeline.
 fn finish(variant: &str, front: Front) {
     eprintln!(
-        "{variant}: {} conversion rows written; {}",
-        front.pipeline.sink.conversion_rows(),
+        "{variant}: {} conversions journaled; {}",
+        front.pipeline.journal.pending_records(),
         front.counts()
     );
     let Front { pipeline, .. } = front;

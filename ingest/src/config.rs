@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use attributor::clicks::ClickWriterConfig;
-use attributor::{Clock, PipelineConfig, StoreSettings};
+use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
@@ -79,7 +79,7 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub clickhouse_password: Secret,
-    /// Managed ClickHouse data and local state (the generated click secret).
+    /// Managed ClickHouse data and local state: the journal, the generated click secret.
     #[arg(long, env = "AFFILYNC_DATA_DIR", default_value = "./var")]
     pub data_dir: PathBuf,
 }
@@ -110,18 +110,22 @@ pub struct ServeArgs {
     /// Conversions that may wait for a worker before new ones get 503.
     #[arg(long, env = "AFFILYNC_QUEUE_CAPACITY", default_value_t = 50_000)]
     pub queue_capacity: usize,
-    /// Most conversions per batch (one INSERT per table).
+    /// Most conversions per journal append (one fdatasync each).
     #[arg(long, env = "AFFILYNC_BATCH_MAX_ROWS", default_value_t = 10_000)]
     pub batch_max_rows: usize,
-    /// How long a batch's first conversion waits for company.
-    #[arg(long, env = "AFFILYNC_BATCH_MAX_WAIT_MS", default_value_t = 2)]
+    /// How long a batch's first conversion waits for company (0: a batch is what queued
+    /// during the previous fdatasync).
+    #[arg(long, env = "AFFILYNC_BATCH_MAX_WAIT_MS", default_value_t = 0)]
     pub batch_max_wait_ms: u64,
-    /// INSERT starts per second per table, across workers (0: unpaced).
-    #[arg(long, env = "AFFILYNC_INSERTS_PER_SECOND", default_value_t = 20.0)]
-    pub inserts_per_second: f64,
-    /// How long a failing INSERT is retried before its requests get 503.
-    #[arg(long, env = "AFFILYNC_INSERT_RETRY_BUDGET_MS", default_value_t = 3_000)]
-    pub insert_retry_budget_ms: u64,
+    /// Unshipped journal records, in MiB, past which new conversions get 503.
+    #[arg(long, env = "AFFILYNC_JOURNAL_MAX_MB", default_value_t = 1024)]
+    pub journal_max_mb: u64,
+    /// Shortest time between two shipments to ClickHouse (one INSERT per table each).
+    #[arg(long, env = "AFFILYNC_SHIP_INTERVAL_MS", default_value_t = 1_000)]
+    pub ship_interval_ms: u64,
+    /// Most journal records one shipment takes.
+    #[arg(long, env = "AFFILYNC_SHIP_MAX_RECORDS", default_value_t = 100_000)]
+    pub ship_max_records: usize,
     /// Memory for the cache of recently seen conversions answering replays.
     #[arg(long, env = "AFFILYNC_DEDUP_CACHE_MB", default_value_t = 64)]
     pub dedup_cache_mb: u64,
@@ -139,10 +143,15 @@ pub struct Config {
     pub click_secret: Secret,
     pub http_workers: usize,
     pub pipeline: PipelineConfig,
+    pub journal: JournalConfig,
+    pub shipper: ShipperConfig,
     pub clicks: ClickWriterConfig,
     pub dedup: DedupConfig,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_timeout: Duration,
+    /// How long the shipper may keep shipping at shutdown; what is left waits in the
+    /// journal for the next start.
+    pub shutdown_ship_timeout: Duration,
     pub clock: Clock,
 }
 
@@ -168,9 +177,16 @@ impl ServeArgs {
                 queue_capacity: self.queue_capacity,
                 batch_max_rows: self.batch_max_rows,
                 batch_max_wait: Duration::from_millis(self.batch_max_wait_ms),
-                inserts_per_second: self.inserts_per_second,
-                insert_retry_budget: Duration::from_millis(self.insert_retry_budget_ms),
                 ..PipelineConfig::default()
+            },
+            journal: JournalConfig {
+                dir: self.store.data_dir.join("journal"),
+                max_bytes: self.journal_max_mb.saturating_mul(1024 * 1024),
+            },
+            shipper: ShipperConfig {
+                interval: Duration::from_millis(self.ship_interval_ms),
+                max_records: self.ship_max_records.max(1),
+                ..ShipperConfig::default()
             },
             clicks: ClickWriterConfig::default(),
             dedup: DedupConfig {
@@ -178,6 +194,7 @@ impl ServeArgs {
                 bloom_capacity: self.bloom_capacity,
             },
             shutdown_timeout: Duration::from_secs(30),
+            shutdown_ship_timeout: Duration::from_secs(10),
             clock: Clock::system(),
         }
     }

@@ -117,8 +117,8 @@ impl ResponseError for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),
             ));
-            // Machine-readable: queue_full and shutting_down wrote nothing;
-            // store_unavailable may have (see the message).
+            // Machine-readable: why nothing was stored (queue_full, journal_full,
+            // journal_unwritable, store_unavailable, shutting_down).
             response.insert_header(("X-Affilync-Unavailable", *reason));
         }
         if matches!(self, ApiError::Unauthorized(_)) {
@@ -134,9 +134,8 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(message) => ApiError::Unavailable {
                 reason: "store_unavailable",
                 message: format!(
-                    "ClickHouse did not answer in time; retry later. A conversion answered \
-                     this way may or may not have been stored: sending it again with the \
-                     same order_id is safe ({message})"
+                    "ClickHouse did not answer in time and nothing was stored; retry later \
+                     ({message})"
                 ),
             },
             other => ApiError::Internal(other.to_string()),
@@ -146,14 +145,30 @@ impl From<StoreError> for ApiError {
 
 impl From<PipelineError> for ApiError {
     fn from(error: PipelineError) -> Self {
+        let reason = error.label();
         match error {
             PipelineError::QueueFull => ApiError::Unavailable {
-                reason: "queue_full",
-                message: "the service is at capacity, retry later".into(),
+                reason,
+                message: "the service is at capacity and nothing was stored; retry later".into(),
             },
             PipelineError::ShuttingDown => ApiError::Unavailable {
-                reason: "shutting_down",
-                message: "the service is shutting down, retry on another node".into(),
+                reason,
+                message:
+                    "the service is shutting down and nothing was stored; retry on another node"
+                        .into(),
+            },
+            PipelineError::JournalFull => ApiError::Unavailable {
+                reason,
+                message: "this node's journal is full while ClickHouse catches up; nothing was \
+                          stored; retry later"
+                    .into(),
+            },
+            PipelineError::JournalUnwritable(message) => ApiError::Unavailable {
+                reason,
+                message: format!(
+                    "this node cannot write its journal and nothing was stored; retry later \
+                     ({message})"
+                ),
             },
             PipelineError::StoreUnavailable(message) => {
                 ApiError::from(StoreError::Unavailable(message))

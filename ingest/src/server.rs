@@ -10,8 +10,8 @@ use anyhow::Context;
 use attributor::catalog::Catalog;
 use attributor::clicks::ClickRecorder;
 use attributor::domain::ClickSigner;
-use attributor::metrics::PipelineMetrics;
-use attributor::{Pipeline, PipelineParts, Store};
+use attributor::metrics::{ClickMetrics, JournalMetrics, PipelineMetrics, ShipperMetrics};
+use attributor::{Journal, Pipeline, PipelineParts, Shipper, Store};
 use prometheus::Registry;
 
 use crate::config::Config;
@@ -24,9 +24,10 @@ use crate::state::AppState;
 /// Bloom "maybe"s waiting for their ClickHouse lookup.
 const LOOKUP_QUEUE_CAPACITY: usize = 10_000;
 
-/// Connects to ClickHouse, migrates, loads the catalog, starts the attribution workers and
-/// serves HTTP on `listener` until `shutdown` resolves. Then it drains: in-flight requests
-/// finish, queued conversions are written, queued clicks are flushed.
+/// Connects to ClickHouse, migrates, loads the catalog, opens the journal, starts the
+/// attribution workers and the shipper, and serves HTTP on `listener` until `shutdown`
+/// resolves. Then it drains: in-flight requests finish, queued conversions and clicks are
+/// journaled, and the shipper ships for at most `shutdown_ship_timeout`.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -45,24 +46,46 @@ pub async fn serve(
     let registry = Registry::new();
     let pipeline_metrics = PipelineMetrics::new(&registry);
     let http_metrics = HttpMetrics::new(&registry);
+    let (journal, recovery) = Journal::open(
+        config.journal.clone(),
+        config.clock.clone(),
+        JournalMetrics::new(&registry),
+    )
+    .context("opening the journal")?;
+    let journal = Arc::new(journal);
     let (pipeline, workers) = Pipeline::start(
         config.pipeline.clone(),
         PipelineParts {
-            store: store.clone(),
+            touches: store.clone(),
+            journal: Arc::clone(&journal),
             catalog: Arc::clone(&catalog),
             clock: config.clock.clone(),
             metrics: pipeline_metrics.clone(),
         },
     );
-    let (clicks, click_writer) =
-        ClickRecorder::start(config.clicks.clone(), &store, pipeline_metrics.clone());
-    let bloom = start_bloom(&store, &config.dedup, http_metrics.clone())
-        .await
-        .context("sizing the dedup bloom filter")?;
+    let (clicks, click_writer) = ClickRecorder::start(
+        config.clicks.clone(),
+        Arc::clone(&journal),
+        ClickMetrics::new(&registry),
+    );
+    let shipper = Shipper::start(
+        config.shipper.clone(),
+        Arc::clone(&journal),
+        &store,
+        ShipperMetrics::new(&registry),
+    );
+    let bloom = start_bloom(
+        &store,
+        &config.dedup,
+        &recovery.dedup_keys,
+        http_metrics.clone(),
+    )
+    .await
+    .context("sizing the dedup bloom filter")?;
     let dedup = Arc::new(DedupFront::new(
         &config.dedup,
         bloom,
-        StoredLookup::start(&store, LOOKUP_QUEUE_CAPACITY),
+        StoredLookup::start(&store, Arc::clone(&journal), LOOKUP_QUEUE_CAPACITY),
         pipeline.clone(),
         http_metrics.clone(),
     ));
@@ -73,6 +96,7 @@ pub async fn serve(
         dedup,
         list_totals: ListTotals::new(),
         pipeline: pipeline.clone(),
+        journal: Arc::clone(&journal),
         clicks: clicks.clone(),
         signer: ClickSigner::new(config.click_secret.expose().as_bytes()),
         clock: config.clock.clone(),
@@ -105,14 +129,22 @@ pub async fn serve(
     });
     server.await?;
 
-    // Requests are answered; write what is still queued, then stop.
+    // Requests are answered; journal what is still queued, ship what time allows, stop.
     pipeline.close();
     clicks.close();
     actix_web::rt::task::spawn_blocking(move || {
         workers.join();
         click_writer.join();
+        let left = shipper.stop(&journal, config.shutdown_ship_timeout);
+        if left == 0 {
+            tracing::info!("affilync stopped; everything is in clickhouse");
+        } else {
+            tracing::warn!(
+                records = left,
+                "affilync stopped; records not yet in clickhouse stay in the journal for the next start"
+            );
+        }
     })
     .await?;
-    tracing::info!("affilync stopped");
     Ok(())
 }

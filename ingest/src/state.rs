@@ -4,7 +4,7 @@ use attributor::catalog::Catalog;
 use attributor::clicks::ClickRecorder;
 use attributor::domain::ClickSigner;
 use attributor::metrics::PipelineMetrics;
-use attributor::{Clock, Pipeline, Store};
+use attributor::{Clock, Journal, Pipeline, Store};
 use prometheus::Registry;
 use url::Url;
 
@@ -21,6 +21,7 @@ pub struct AppState {
     pub dedup: Arc<DedupFront>,
     pub list_totals: ListTotals,
     pub pipeline: Pipeline,
+    pub journal: Arc<Journal>,
     pub clicks: ClickRecorder,
     pub signer: ClickSigner,
     pub clock: Clock,

@@ -269,7 +269,9 @@ async fn a_second_node_knows_what_the_first_stored() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    // The second node reads the log every second; wait for a read that began after the write.
+    // The order reaches the log when the first node ships it; the second node reads the
+    // log every second: wait for a read that began after the shipment.
+    first.drain().await;
     let syncs = |metrics: String| metric_value(&metrics, "affilync_dedup_bloom_syncs_total", &[]);
     let after_write = syncs(second.metrics().await);
     while syncs(second.metrics().await) < after_write + 2.0 {

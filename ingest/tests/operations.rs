@@ -1,18 +1,23 @@
-//! What operators rely on: 503 instead of a lost conversion when ClickHouse is away or the
-//! queue is full, a draining shutdown, health endpoints and metrics.
+//! What operators rely on: conversions acknowledged from the journal while ClickHouse is
+//! away and shipped when it returns, 503 instead of a lost conversion when the queue is
+//! full, a draining and bounded shutdown, health endpoints and metrics.
 
 mod common;
 
 use std::time::Duration;
 
-use attributor::PipelineConfig;
+use attributor::{PipelineConfig, ShipperConfig};
 use common::proxy::Proxy;
 use common::{TestApp, TestOptions, json_body, metric_value};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
+/// The journal is the durability point: with ClickHouse unreachable, conversions with a
+/// click id are acknowledged from the journal, readable by id and replayable on this node,
+/// and shipped once ClickHouse returns, each exactly once. What needs ClickHouse at request
+/// time (e-mail-only attribution) is refused with 503 and stores nothing.
 #[tokio::test]
-async fn clickhouse_unreachable_means_503_and_nothing_acknowledged() {
+async fn with_clickhouse_away_conversions_are_journaled_then_shipped_once() {
     let proxy = Proxy::start(&common::clickhouse::url()).await;
     let app = TestApp::spawn_with(TestOptions {
         clickhouse_url: Some(proxy.url.clone()),
@@ -21,53 +26,96 @@ async fn clickhouse_unreachable_means_503_and_nothing_acknowledged() {
     .await;
     let net = app.network().await;
     let click = app.click(&net.link_url).await;
-    let body = json!({"click_id": click, "order_id": "while-down", "amount": "10.00"});
+    let body =
+        |i: usize| json!({"click_id": click, "order_id": format!("away-{i}"), "amount": "10.00"});
 
     proxy.cut();
-    let response = app.track(&net.brand_key, &body).await;
+    let mut created = Vec::new();
+    for i in 0..20 {
+        let (status, answer) = json_body(app.track(&net.brand_key, &body(i)).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        created.push(answer);
+    }
+    let (status, ready) = json_body(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "ready without ClickHouse: {ready}");
+    assert_eq!(ready["clickhouse"]["status"], "unreachable");
+    assert!(
+        ready["journal"]["pending_records"].as_u64().unwrap() >= 20,
+        "{ready}"
+    );
+
+    // Replays and reads by id are answered from this node while ClickHouse is away.
+    let replay = app.track(&net.brand_key, &body(3)).await;
+    assert_eq!(replay.status(), StatusCode::OK);
+    let id = created[7]["data"]["conversion_id"].as_str().unwrap();
+    let (status, found) = json_body(
+        app.get(&net.brand_key, &format!("/api/conversions/{id}"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["data"], created[7]["data"]);
+
+    // E-mail-only attribution needs ClickHouse now: 503, and nothing stored.
+    let email_only =
+        json!({"order_id": "by-email", "amount": "5.00", "customer_email": "a@b.example"});
+    let response = app.track(&net.brand_key, &email_only).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(
         response.headers()["x-affilync-unavailable"],
         "store_unavailable"
     );
-    let answer: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(answer["error"]["code"], "unavailable");
-    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // The lag grows while the shipper cannot ship, and its failures are counted.
+    let lag = wait_for_metric(&app, "affilync_journal_lag_seconds", &[], |v| v >= 0.2).await;
+    assert!(lag >= 0.2);
+    wait_for_metric(
+        &app,
+        "affilync_shipper_errors_total",
+        &[("kind", "retryable")],
+        |v| v >= 1.0,
+    )
+    .await;
 
     proxy.restore();
+    app.drain().await;
+    for table in ["conversions", "commissions", "conversions_by_brand"] {
+        assert_eq!(
+            app.clickhouse_count(&format!("SELECT count() FROM {table} FINAL"))
+                .await,
+            20,
+            "{table}"
+        );
+    }
     assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions")
+        app.clickhouse_count("SELECT count() FROM conversions FINAL WHERE order_id = 'by-email'")
             .await,
         0
     );
-    let (status, answer) = json_body(app.track(&net.brand_key, &body).await).await;
-    assert_eq!(
-        status,
-        StatusCode::CREATED,
-        "the retry is the first acknowledgement: {answer}"
-    );
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions")
-            .await,
-        1
-    );
-    let metrics = app.metrics().await;
-    assert!(
-        metric_value(
-            &metrics,
-            "affilync_unavailable_total",
-            &[("reason", "store_unavailable")]
-        ) >= 1.0
-    );
-    assert!(
-        metric_value(
-            &metrics,
-            "affilync_clickhouse_insert_errors_total",
-            &[("kind", "retryable")]
-        ) >= 1.0
-    );
+    let lag = wait_for_metric(&app, "affilync_journal_lag_seconds", &[], |v| v == 0.0).await;
+    assert_eq!(lag, 0.0);
+}
+
+/// Waits until the metric satisfies `done` (at most the drain deadline) and returns it.
+async fn wait_for_metric(
+    app: &TestApp,
+    name: &str,
+    labels: &[(&str, &str)],
+    done: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = std::time::Instant::now() + common::DRAIN_DEADLINE;
+    loop {
+        let value = metric_value(&app.metrics().await, name, labels);
+        if done(value) {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} stayed at {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -79,22 +127,20 @@ async fn a_full_queue_means_503_and_nothing_acknowledged() {
             workers: 1,
             queue_capacity: 1,
             batch_max_rows: 1,
-            batch_max_wait: Duration::ZERO,
-            inserts_per_second: 0.0,
-            insert_retry_budget: Duration::from_millis(1_500),
+            touch_lookup_timeout: Duration::from_millis(1_500),
             ..PipelineConfig::default()
         },
         ..TestOptions::default()
     })
     .await;
     let net = app.network().await;
-    let click = app.click(&net.link_url).await;
 
-    // With ClickHouse not answering, at most one conversion is in the worker and one in
-    // the queue; of five at once, at least three find the queue full.
+    // E-mail-only reports make the worker ask ClickHouse, which does not answer: at most
+    // one report is in the worker and one in the queue; of five at once, at least three
+    // find the queue full, and the other two time out.
     proxy.stall();
     let answers = futures_util::future::join_all((0..5).map(|i| {
-        let body = json!({"click_id": click, "order_id": format!("q-{i}"), "amount": "1.00"});
+        let body = json!({"order_id": format!("q-{i}"), "amount": "1.00", "customer_email": "q@shop.example"});
         let app = &app;
         let key = net.brand_key.clone();
         async move { json_body(app.track(&key, &body).await).await }
@@ -124,56 +170,33 @@ async fn a_full_queue_means_503_and_nothing_acknowledged() {
     );
 }
 
+/// A graceful stop ships what the journal holds before it exits.
 #[tokio::test]
-async fn shutdown_answers_every_request_in_flight_after_writing_it() {
+async fn shutdown_ships_what_was_journaled() {
     let app = TestApp::spawn_with(TestOptions {
-        // One INSERT every two seconds: the ten reports below wait in a batch.
-        pipeline: PipelineConfig {
-            batch_max_wait: Duration::from_millis(1),
-            inserts_per_second: 0.5,
-            insert_burst: 1,
-            ..PipelineConfig::default()
+        // No shipment would happen before the stop without it.
+        shipper: ShipperConfig {
+            interval: Duration::from_secs(3600),
+            ..ShipperConfig::default()
         },
         ..TestOptions::default()
     })
     .await;
     let net = app.network().await;
     let click = app.click(&net.link_url).await;
-    let first = json!({"click_id": click, "order_id": "first", "amount": "1.00"});
-    assert_eq!(
-        app.track(&net.brand_key, &first).await.status(),
-        StatusCode::CREATED
-    );
-
-    let requests = (0..10).map(|i| {
+    for i in 0..11 {
         let body = json!({"click_id": click, "order_id": format!("drain-{i}"), "amount": "1.00"});
-        let http = app.http.clone();
-        let url = app.url("/api/conversions/track");
-        let key = net.brand_key.clone();
-        tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(key)
-                .json(&body)
-                .send()
-                .await
-                .map(|r| r.status())
-        })
-    });
-    let requests: Vec<_> = requests.collect();
-    loop {
-        let metrics = app.metrics().await;
-        if metric_value(&metrics, "affilync_conversions_in_flight", &[]) >= 10.0 {
-            break;
-        }
-        tokio::task::yield_now().await;
+        assert_eq!(
+            app.track(&net.brand_key, &body).await.status(),
+            StatusCode::CREATED
+        );
     }
+    let metrics = app.metrics().await;
+    assert!(metric_value(&metrics, "affilync_journal_pending_records", &[]) >= 11.0);
     let database = app.database.clone();
     let base = app.base.clone();
     app.stop().await.unwrap();
 
-    for request in requests {
-        assert_eq!(request.await.unwrap().unwrap(), StatusCode::CREATED);
-    }
     assert!(
         reqwest::get(format!("{base}/healthz")).await.is_err(),
         "the service has stopped"
@@ -181,6 +204,63 @@ async fn shutdown_answers_every_request_in_flight_after_writing_it() {
     let rows =
         common::clickhouse_rows(&database, "SELECT count() AS n FROM conversions FINAL").await;
     assert_eq!(rows[0]["n"], "11", "UInt64 comes as a JSON string");
+}
+
+/// A stop that cannot ship (ClickHouse away) still ends, within its grace period; the
+/// journal keeps what was acknowledged, and the next start answers replays from it and
+/// ships it.
+#[tokio::test]
+async fn a_stop_without_clickhouse_is_bounded_and_the_next_start_ships() {
+    let node = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&common::clickhouse::url()).await;
+    let app = TestApp::spawn_with(TestOptions {
+        clickhouse_url: Some(proxy.url.clone()),
+        data_dir: Some(node.path().to_owned()),
+        shutdown_ship_timeout: Duration::from_millis(500),
+        ..TestOptions::default()
+    })
+    .await;
+    let net = app.network().await;
+    let click = app.click(&net.link_url).await;
+    let body = json!({"click_id": click, "order_id": "kept", "amount": "7.00"});
+    proxy.cut();
+    let (status, first) = json_body(app.track(&net.brand_key, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let database = app.database.clone();
+    tokio::time::timeout(Duration::from_secs(60), app.stop())
+        .await
+        .expect("the stop is bounded")
+        .unwrap();
+    assert_eq!(
+        common::clickhouse_rows(&database, "SELECT count() AS n FROM conversions").await[0]["n"],
+        "0",
+        "nothing reached ClickHouse"
+    );
+
+    // Restarted on the same journal, with ClickHouse reachable only for the start: the
+    // replay can only be answered from the journal.
+    proxy.restore();
+    let app = TestApp::spawn_with(TestOptions {
+        database: Some(database),
+        data_dir: Some(node.path().to_owned()),
+        clickhouse_url: Some(proxy.url.clone()),
+        ..TestOptions::default()
+    })
+    .await;
+    proxy.cut();
+    let response = app.track(&net.brand_key, &body).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "a replay from the journal"
+    );
+    assert_eq!(response.json::<Value>().await.unwrap(), first);
+    proxy.restore();
+    assert_eq!(
+        app.clickhouse_count("SELECT count() FROM conversions FINAL")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -228,18 +308,29 @@ async fn health_metrics_and_unknown_routes() {
     assert_eq!(
         metric_value(
             &metrics,
-            "affilync_conversions_stored_total",
+            "affilync_conversions_journaled_total",
             &[("status", "pending"), ("source", "api")]
         ),
         1.0
     );
-    assert!(metric_value(&metrics, "affilync_batch_rows_count", &[]) >= 1.0);
+    assert!(metric_value(&metrics, "affilync_attribution_batch_jobs_count", &[]) >= 1.0);
+    assert!(metric_value(&metrics, "affilync_journal_append_seconds_count", &[]) >= 1.0);
+    app.drain().await;
+    let metrics = app.metrics().await;
     assert!(
         metric_value(
             &metrics,
-            "affilync_clickhouse_insert_seconds_count",
+            "affilync_shipper_insert_seconds_count",
             &[("table", "conversions")]
         ) >= 1.0
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "affilync_shipper_rows_total",
+            &[("table", "commissions")]
+        ),
+        1.0
     );
     for name in [
         "affilync_http_request_seconds_bucket",
@@ -247,7 +338,12 @@ async fn health_metrics_and_unknown_routes() {
         "affilync_click_queue_depth",
         "affilync_attribution_queue_wait_seconds_count",
         "affilync_dedup_lookup_queue_depth",
-        "affilync_batch_bytes_bucket",
+        "affilync_journal_pending_bytes",
+        "affilync_journal_disk_bytes",
+        "affilync_journal_lag_seconds",
+        "affilync_journal_max_bytes",
+        "affilync_journal_append_records_bucket",
+        "affilync_shipper_batch_records_bucket",
     ] {
         assert!(metrics.contains(name), "{name} missing");
     }

@@ -32,6 +32,8 @@ async fn brands_and_affiliates_see_only_their_own() {
     let of_a = report(&app, &a, "a-1").await;
     let of_b = report(&app, &b, "b-1").await;
     let id_a = of_a["conversion_id"].as_str().unwrap();
+    // Listings read ClickHouse, which has the journal's records once they are shipped.
+    app.drain().await;
 
     let (_, list) = json_body(app.get(&b.brand_key, "/api/conversions").await).await;
     assert_eq!(
@@ -205,6 +207,7 @@ async fn listing_filters_pages_and_counts_latest_versions() {
     let id0 = created[0]["conversion_id"].as_str().unwrap();
     app.patch(&net.brand_key, id0, &json!({"status": "approved"}))
         .await;
+    app.drain().await;
 
     let list = |query: String| {
         let app = &app;

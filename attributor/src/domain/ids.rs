@@ -99,6 +99,12 @@ impl ConversionId {
         u64::from_str_radix(hex, 16).expect("conversion ids are 32 hex digits")
     }
 
+    /// The 128 bits behind the hex digits: a compact key for maps of many conversions.
+    pub fn key(&self) -> u128 {
+        u128::from_str_radix(&self.0[Self::PREFIX.len()..], 16)
+            .expect("conversion ids are 32 hex digits")
+    }
+
     pub fn parse(text: &str) -> Result<Self, IdError> {
         text.strip_prefix(Self::PREFIX)
             .filter(|hex| is_lower_hex(hex, 32))

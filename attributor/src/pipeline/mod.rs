@@ -1,13 +1,14 @@
-//! The path from the ingest tier to ClickHouse. A handler hands a checked conversion to
-//! [`Pipeline::submit`], which puts it on a bounded crossbeam channel and waits. Worker
-//! threads take conversions off the channel in batches, attribute each one, write the
-//! batch's commission rows and then its conversion rows (one INSERT per table), and only
-//! then answer every waiting request: an answer means the rows are in ClickHouse. Whether
-//! an order is new was decided before it was queued (the ingest tier's dedup front).
+//! The path from the ingest tier to the journal. A handler hands a checked conversion to
+//! [`Pipeline::submit`] (or a status change to [`Pipeline::record_change`]), which puts it
+//! on a bounded crossbeam channel and waits. Worker threads take jobs off the channel in
+//! batches, attribute each new conversion, append the whole batch to the journal with one
+//! fdatasync (group commit: a batch is whatever queued while the previous one was being
+//! written), and only then answer every waiting request: an answer means the conversion is
+//! durable on this node. Whether an order is new was decided before it was queued (the
+//! ingest tier's dedup front); getting it into ClickHouse is the shipper's job.
 
 mod attribution;
-mod pacer;
-mod sink;
+mod touches;
 mod worker;
 
 use std::sync::Arc;
@@ -19,31 +20,31 @@ use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
 pub use attribution::{Touch, attribute};
-pub use pacer::InsertPacer;
-pub use sink::ConversionSink;
+pub use touches::TouchSource;
 
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::conversion::{Conversion, NewConversion};
+use crate::journal::{Journal, JournalError};
 use crate::metrics::PipelineMetrics;
 
 /// How the pipeline batches and when it gives up.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// Attribution worker threads; each has at most one INSERT in flight.
+    /// Attribution worker threads. Their appends take turns on the journal; while one
+    /// waits for its fdatasync the other attributes the next batch.
     pub workers: usize,
-    /// Conversions that may wait for a worker; past this, submissions get `QueueFull`.
+    /// Jobs that may wait for a worker; past this, submissions get `QueueFull`.
     pub queue_capacity: usize,
-    /// The most conversions one batch (one INSERT per table) carries.
+    /// The most jobs one batch (one journal append) carries.
     pub batch_max_rows: usize,
-    /// How long a batch's first conversion waits for company when INSERT slots are free.
+    /// How long a batch's first job waits for company. Zero is right for a journal: a
+    /// batch is already whatever queued during the previous fdatasync, so waiting longer
+    /// only adds latency.
     pub batch_max_wait: Duration,
-    /// INSERT starts per second per table across all workers (0: unpaced).
-    pub inserts_per_second: f64,
-    /// INSERTs that may start at once after a quiet spell.
-    pub insert_burst: u32,
-    /// How long a batch's INSERTs are retried before its requests are answered 503.
-    pub insert_retry_budget: Duration,
+    /// How long a batch waits for ClickHouse to say which click a customer e-mail came
+    /// through (cross-device attribution) before those conversions get 503.
+    pub touch_lookup_timeout: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -52,24 +53,26 @@ impl Default for PipelineConfig {
             workers: 2,
             queue_capacity: 50_000,
             batch_max_rows: 10_000,
-            batch_max_wait: Duration::from_millis(2),
-            inserts_per_second: 20.0,
-            insert_burst: 4,
-            insert_retry_budget: Duration::from_secs(3),
+            batch_max_wait: Duration::ZERO,
+            touch_lookup_timeout: Duration::from_secs(2),
         }
     }
 }
 
-/// Why a conversion was not stored.
+/// Why a conversion or a status change was not journaled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PipelineError {
     #[error("the attribution queue is full")]
     QueueFull,
     #[error("the service is shutting down")]
     ShuttingDown,
+    #[error("the journal is full: ClickHouse has not taken the records waiting in it")]
+    JournalFull,
+    #[error("the journal cannot be written: {0}")]
+    JournalUnwritable(String),
     #[error("clickhouse is unavailable: {0}")]
     StoreUnavailable(String),
-    #[error("clickhouse refused the write: {0}")]
+    #[error("clickhouse refused the statement: {0}")]
     StoreRefused(String),
     #[error("the click's tracking link does not exist")]
     UnknownClick,
@@ -79,10 +82,58 @@ pub enum PipelineError {
     NoMatchingTouch,
 }
 
-pub(crate) struct Job {
-    conversion: NewConversion,
+impl PipelineError {
+    /// The label a refusal is counted under, in every metric that counts refusals.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PipelineError::QueueFull => "queue_full",
+            PipelineError::ShuttingDown => "shutting_down",
+            PipelineError::JournalFull => "journal_full",
+            PipelineError::JournalUnwritable(_) => "journal_unwritable",
+            PipelineError::StoreUnavailable(_) => "store_unavailable",
+            PipelineError::StoreRefused(_) => "store_refused",
+            PipelineError::UnknownClick => "unknown_click",
+            PipelineError::ClickOfAnotherBrand => "click_of_another_brand",
+            PipelineError::NoMatchingTouch => "no_matching_touch",
+        }
+    }
+}
+
+impl From<JournalError> for PipelineError {
+    fn from(error: JournalError) -> Self {
+        match error {
+            JournalError::Full { .. } => PipelineError::JournalFull,
+            other => PipelineError::JournalUnwritable(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for PipelineError {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Unavailable(text) => PipelineError::StoreUnavailable(text),
+            other => PipelineError::StoreRefused(other.to_string()),
+        }
+    }
+}
+
+/// What a worker is asked to journal.
+// Nearly every job is a report; boxing it to shrink the rare status change would cost an
+// allocation per conversion.
+#[allow(clippy::large_enum_variant)]
+enum Work {
+    /// A first report: attribute it, then journal it.
+    Report(NewConversion),
+    /// A new version decided by the caller (a status change): journal it as it is.
+    Change(Arc<Conversion>),
+}
+
+type Reply = oneshot::Sender<Result<Arc<Conversion>, PipelineError>>;
+
+struct Job {
+    work: Work,
     enqueued_at: Instant,
-    reply: oneshot::Sender<Result<Arc<Conversion>, PipelineError>>,
+    reply: Reply,
 }
 
 /// The handle handlers submit through; cheap to clone.
@@ -99,32 +150,29 @@ pub struct PipelineWorkers {
 }
 
 /// What the workers need besides their configuration.
-pub struct PipelineParts<S> {
-    pub store: S,
+pub struct PipelineParts<T> {
+    pub touches: T,
+    pub journal: Arc<Journal>,
     pub catalog: Arc<Catalog>,
     pub clock: Clock,
     pub metrics: PipelineMetrics,
 }
 
 impl Pipeline {
-    pub fn start<S: ConversionSink>(
+    pub fn start<T: TouchSource>(
         config: PipelineConfig,
-        parts: PipelineParts<S>,
+        parts: PipelineParts<T>,
     ) -> (Pipeline, PipelineWorkers) {
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let closing = Arc::new(AtomicBool::new(false));
-        let pacer = Arc::new(InsertPacer::new(
-            config.inserts_per_second,
-            config.insert_burst,
-        ));
         let threads = (0..config.workers.max(1))
             .map(|n| {
                 let worker = worker::Worker {
                     receiver: receiver.clone(),
                     closing: Arc::clone(&closing),
-                    pacer: Arc::clone(&pacer),
                     config: config.clone(),
-                    store: parts.store.for_worker(),
+                    touches: parts.touches.for_worker(),
+                    journal: Arc::clone(&parts.journal),
                     catalog: Arc::clone(&parts.catalog),
                     clock: parts.clock.clone(),
                     metrics: parts.metrics.clone(),
@@ -143,18 +191,28 @@ impl Pipeline {
         (pipeline, PipelineWorkers { threads })
     }
 
-    /// Queues the conversion and waits until it is stored (or refused). Never blocks the
-    /// calling thread: a full queue is an immediate `QueueFull`.
+    /// Queues a first report and waits until it is journaled (or refused). Never blocks
+    /// the calling thread: a full queue is an immediate `QueueFull`.
     pub async fn submit(
         &self,
         conversion: NewConversion,
     ) -> Result<Arc<Conversion>, PipelineError> {
+        self.enqueue(Work::Report(conversion)).await
+    }
+
+    /// Journals a new version of a conversion (a status change), after every version
+    /// this node journaled before.
+    pub async fn record_change(&self, next: Conversion) -> Result<Arc<Conversion>, PipelineError> {
+        self.enqueue(Work::Change(Arc::new(next))).await
+    }
+
+    async fn enqueue(&self, work: Work) -> Result<Arc<Conversion>, PipelineError> {
         if self.closing.load(Ordering::Acquire) {
             return Err(PipelineError::ShuttingDown);
         }
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            conversion,
+            work,
             enqueued_at: Instant::now(),
             reply,
         };
@@ -169,12 +227,12 @@ impl Pipeline {
         )))
     }
 
-    /// Conversions waiting for a worker right now.
+    /// Jobs waiting for a worker right now.
     pub fn queue_depth(&self) -> usize {
         self.sender.len()
     }
 
-    /// Stops taking submissions; the workers write what is queued and then exit.
+    /// Stops taking submissions; the workers journal what is queued and then exit.
     pub fn close(&self) {
         self.closing.store(true, Ordering::Release);
     }

@@ -1,11 +1,11 @@
 use clickhouse::Row;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{Store, StoreError};
 
 /// One click on a tracking link, as the clicks table keeps it.
-#[derive(Debug, Clone, Row, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct ClickRow {
     pub click_id: String,
     #[serde(with = "clickhouse::serde::time::datetime")]

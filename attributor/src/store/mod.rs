@@ -124,10 +124,10 @@ impl Store {
     }
 
     /// One INSERT of all `rows` into `table`.
-    pub(crate) async fn insert_rows<R: RowOwned + RowWrite>(
+    pub(crate) async fn insert_rows<'r, R: RowOwned + RowWrite + 'r>(
         &self,
         table: &str,
-        rows: &[R],
+        rows: impl IntoIterator<Item = &'r R>,
     ) -> Result<(), StoreError> {
         let mut insert = self
             .client

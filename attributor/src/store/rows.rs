@@ -22,7 +22,7 @@ pub fn decimal_from_column(mantissa: i64) -> Decimal {
     Decimal::new(mantissa, DECIMAL_SCALE).normalize()
 }
 
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct ConversionRow {
     pub conversion_id: String,
     pub dedup_key: u64,
@@ -58,7 +58,7 @@ pub struct ConversionRow {
     pub metadata_value: Vec<String>,
 }
 
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct CommissionRow {
     pub conversion_id: String,
     pub brand_id: String,
@@ -185,6 +185,29 @@ impl From<&Conversion> for CommissionRow {
             rule: c.commission_rule.clone(),
             base_amount: decimal_to_column(c.amount),
             base_currency: c.currency.to_string(),
+        }
+    }
+}
+
+impl From<&ConversionRow> for CommissionRow {
+    /// The commission row of a conversion version: the journal keeps conversion rows only,
+    /// and the shipper derives each one's commission row from it, so the two always agree.
+    fn from(c: &ConversionRow) -> Self {
+        CommissionRow {
+            conversion_id: c.conversion_id.clone(),
+            brand_id: c.brand_id.clone(),
+            affiliate_id: c.affiliate_id.clone(),
+            campaign_id: c.campaign_id.clone(),
+            version: c.version,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            event_type: c.event_type.clone(),
+            status: c.status.clone(),
+            amount: c.commission_amount,
+            currency: c.commission_currency.clone(),
+            rule: c.commission_rule.clone(),
+            base_amount: c.amount,
+            base_currency: c.currency.clone(),
         }
     }
 }

@@ -24,18 +24,26 @@ const RETRY_SEEDING_AFTER: Duration = Duration::from_secs(5);
 const LOG_KEPT: time::Duration = time::Duration::days(2);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Sizes the filter for what is stored (twice that, at least the configured capacity) and
-/// starts the thread that fills it and keeps it current. The thread ends when the filter
+/// Sizes the filter for what is stored and journaled (twice that, at least the configured
+/// capacity), adds the journaled keys, and starts the thread that fills it with what
+/// ClickHouse holds and keeps it current. The thread ends when the filter
 /// is dropped.
 pub async fn start_bloom(
     store: &Store,
     config: &DedupConfig,
+    journaled: &[u64],
     metrics: HttpMetrics,
 ) -> Result<Arc<SeededBloom>, StoreError> {
     let stored = store.count_conversion_versions().await?;
     let bloom = Arc::new(SeededBloom::with_capacity(
-        config.bloom_capacity.max(stored * 2),
+        config
+            .bloom_capacity
+            .max((stored + journaled.len() as u64) * 2),
     ));
+    // This node's unshipped conversions, which ClickHouse cannot tell about yet.
+    for &key in journaled {
+        bloom.insert(key);
+    }
     let filling = Arc::downgrade(&bloom);
     let store = store.with_own_pool();
     std::thread::Builder::new()

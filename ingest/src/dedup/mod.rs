@@ -6,8 +6,9 @@
 //! 2. On a cache miss, a bloom filter tells an order that is certainly new (almost every
 //!    unique order) from one that may be stored. It is seeded from ClickHouse at start and
 //!    learns every second what other nodes stored ([`start_bloom`]).
-//! 3. A "maybe" is confirmed in ClickHouse, batched ([`StoredLookup`]); ClickHouse is the
-//!    authority. A new order goes to the attribution pipeline and waits until it is stored.
+//! 3. A "maybe" is confirmed in this node's unshipped journal, then in ClickHouse, batched
+//!    ([`StoredLookup`]); the two together are the authority. A new order goes to the
+//!    attribution pipeline and waits until it is journaled.
 
 mod bloom;
 mod bloom_sync;
@@ -19,7 +20,7 @@ use actix_web::web::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use attributor::domain::ConversionId;
-use attributor::{Conversion, NewConversion, Pipeline, PipelineError, StoreError};
+use attributor::{Conversion, NewConversion, Pipeline, PipelineError};
 use xxhash_rust::xxh3::Xxh3Builder;
 
 pub use bloom::SeededBloom;
@@ -146,6 +147,14 @@ impl DedupFront {
         &self.bloom
     }
 
+    /// The conversion with this id, from this node's journal or ClickHouse.
+    pub async fn find(
+        &self,
+        id: &attributor::domain::ConversionId,
+    ) -> Result<Option<Conversion>, attributor::StoreError> {
+        self.lookup.find(id.clone()).await
+    }
+
     /// Bloom "maybe"s waiting for their ClickHouse look-up.
     pub fn lookup_queue_depth(&self) -> usize {
         self.lookup.queue_depth()
@@ -163,10 +172,7 @@ impl DedupFront {
                 .lookup
                 .find(new.id.clone())
                 .await
-                .map_err(|error| match error {
-                    StoreError::Unavailable(text) => PipelineError::StoreUnavailable(text),
-                    other => PipelineError::StoreRefused(other.to_string()),
-                })?;
+                .map_err(PipelineError::from)?;
             if let Some(stored) = stored {
                 self.count("store_hit");
                 return Ok(Remembered::new(Arc::new(stored)));

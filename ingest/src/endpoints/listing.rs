@@ -49,7 +49,7 @@ pub async fn visible_conversion(
 ) -> Result<Conversion, ApiError> {
     let not_found = || ApiError::NotFound(format!("there is no conversion {id}"));
     let id = ConversionId::parse(id).map_err(|_| not_found())?;
-    let conversion = state.store.conversion(&id).await?.ok_or_else(not_found)?;
+    let conversion = state.dedup.find(&id).await?.ok_or_else(not_found)?;
     let visible = match principal {
         Principal::Brand(brand) => &conversion.brand == brand,
         Principal::Affiliate(affiliate) => &conversion.affiliate == affiliate,

@@ -9,6 +9,8 @@ use serde_json::json;
 use crate::state::AppState;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Shipping runs once a second; a record older than this means it is not keeping up.
+const BEHIND_AFTER_SECONDS: f64 = 5.0;
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     // Sampled here as well, so an idle pipeline reports 0 rather than its last value.
@@ -20,6 +22,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .metrics
         .dedup_lookup_queue_depth
         .set(state.dedup.lookup_queue_depth() as i64);
+    state.journal.sample_metrics();
     let mut text = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut text) {
@@ -35,15 +38,23 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The service can take conversions: ClickHouse answers.
+/// The service can take conversions: they are journaled here whether ClickHouse answers or
+/// not, so it stays ready while ClickHouse is away, and says how far behind shipping is.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping(READY_TIMEOUT).await {
-        Ok(()) => HttpResponse::Ok().json(json!({
-            "status": "ready",
-            "dedup_bloom_seeded": state.dedup.bloom().is_seeded(),
-        })),
-        Err(error) => HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "1"))
-            .json(json!({"error": {"code": "unavailable", "message": error.to_string()}})),
-    }
+    let clickhouse = match state.store.ping(READY_TIMEOUT).await {
+        Ok(()) => json!({"status": "reachable"}),
+        Err(error) => json!({"status": "unreachable", "error": error.to_string()}),
+    };
+    let pending = state.journal.pending_records();
+    let lag_seconds = state.journal.lag_seconds();
+    HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "dedup_bloom_seeded": state.dedup.bloom().is_seeded(),
+        "clickhouse": clickhouse,
+        "journal": {
+            "pending_records": pending,
+            "lag_seconds": lag_seconds,
+            "shipping": if pending == 0 { "caught_up" } else if lag_seconds > BEHIND_AFTER_SECONDS { "behind" } else { "in_progress" },
+        },
+    }))
 }

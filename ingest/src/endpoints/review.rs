@@ -1,11 +1,11 @@
 //! `PATCH /api/conversions/{id}`: a brand approves or rejects. A change is a new version
-//! of the conversion row and of its commission row.
+//! of the conversion, journaled like a new one; the shipper writes it as a new version of
+//! the conversion row and of its commission row.
 
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use attributor::catalog::Principal;
-use attributor::store::{CommissionRow, ConversionRow};
 
 use super::listing::visible_conversion;
 use crate::auth::{self, KeyFrom};
@@ -39,16 +39,10 @@ pub async fn patch(
             data: Some(views::value(&current)),
         });
     }
-    let next = Arc::new(current.with_status(change.status, &change.note, state.clock.now()));
-    // Commission first, as the workers do: the conversion row is what readers trust.
-    state
-        .store
-        .insert_commissions(&[CommissionRow::from(next.as_ref())])
-        .await?;
-    state
-        .store
-        .insert_conversions(&[ConversionRow::from(next.as_ref())])
-        .await?;
+    let next = current.with_status(change.status, &change.note, state.clock.now());
+    // Journaled after every version this node journaled before; the shipper writes its
+    // conversion and commission rows together.
+    let next = state.pipeline.record_change(next).await?;
     state.dedup.refresh(Arc::clone(&next)).await;
     state.list_totals.forget_brand(&next.brand);
     Ok(HttpResponse::Ok().json(views::data(&next)))

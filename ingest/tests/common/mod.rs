@@ -7,13 +7,14 @@ pub mod clickhouse;
 pub mod proxy;
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use attributor::clicks::ClickWriterConfig;
-use attributor::{Clock, PipelineConfig, StoreSettings};
+use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use ingest::config::{Config, Secret};
 use ingest::dedup::DedupConfig;
 use rand::RngCore;
@@ -23,6 +24,8 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// Longest a test waits for the journal to reach ClickHouse.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 pub const CLICK_SECRET: &str = "test-click-secret";
 
 /// A clock the test can move forward.
@@ -48,24 +51,35 @@ impl TestClock {
 pub struct TestOptions {
     /// Reuse a database (a restart); default: a fresh one.
     pub database: Option<String>,
+    /// Reuse a data directory and its journal (a restart of the same node); default: a
+    /// fresh one, removed when the app is dropped.
+    pub data_dir: Option<PathBuf>,
     /// Talk to ClickHouse through this URL (a proxy); default: the test server.
     pub clickhouse_url: Option<String>,
     pub clock: TestClock,
     pub pipeline: PipelineConfig,
+    pub shipper: ShipperConfig,
+    pub journal_max_bytes: u64,
+    pub shutdown_ship_timeout: Duration,
 }
 
 impl Default for TestOptions {
     fn default() -> Self {
         Self {
             database: None,
+            data_dir: None,
             clickhouse_url: None,
             clock: TestClock::default(),
-            pipeline: PipelineConfig {
-                batch_max_wait: Duration::from_millis(1),
-                inserts_per_second: 0.0,
-                insert_retry_budget: Duration::from_millis(1_500),
-                ..PipelineConfig::default()
+            pipeline: PipelineConfig::default(),
+            // Ships often, so that tests which read ClickHouse wait little for the journal.
+            shipper: ShipperConfig {
+                interval: Duration::from_millis(20),
+                retry_first: Duration::from_millis(20),
+                retry_max: Duration::from_millis(200),
+                ..ShipperConfig::default()
             },
+            journal_max_bytes: 64 * 1024 * 1024,
+            shutdown_ship_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -74,7 +88,10 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub database: String,
+    pub data_dir: PathBuf,
     pub clock: TestClock,
+    /// Owns a data directory the test did not give; removed with the app.
+    _own_data_dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -101,6 +118,13 @@ impl TestApp {
             rand::rng().fill_bytes(&mut bytes);
             format!("test_{}", attributor::domain::lower_hex(&bytes))
         });
+        let own_data_dir = match options.data_dir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().unwrap()),
+        };
+        let data_dir = options
+            .data_dir
+            .unwrap_or_else(|| own_data_dir.as_ref().unwrap().path().to_owned());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let config = Config {
@@ -115,6 +139,11 @@ impl TestApp {
             click_secret: Secret::new(CLICK_SECRET),
             http_workers: 2,
             pipeline: options.pipeline,
+            journal: JournalConfig {
+                dir: data_dir.join("journal"),
+                max_bytes: options.journal_max_bytes,
+            },
+            shipper: options.shipper,
             clicks: ClickWriterConfig {
                 flush_interval: Duration::from_millis(20),
                 ..ClickWriterConfig::default()
@@ -124,6 +153,7 @@ impl TestApp {
                 bloom_capacity: 10_000,
             },
             shutdown_timeout: Duration::from_secs(10),
+            shutdown_ship_timeout: options.shutdown_ship_timeout,
             clock: options.clock.clock(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -140,7 +170,9 @@ impl TestApp {
                 .build()
                 .unwrap(),
             database,
+            data_dir,
             clock: options.clock,
+            _own_data_dir: own_data_dir,
             stop: Some(stop),
             thread: Some(thread),
         };
@@ -302,8 +334,26 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Rows straight from ClickHouse, as JSON objects.
+    /// Waits until every record this node journaled is in ClickHouse (the journal's
+    /// pending gauge reads 0), at most `DRAIN_DEADLINE`.
+    pub async fn drain(&self) {
+        let deadline = Instant::now() + DRAIN_DEADLINE;
+        loop {
+            let metrics = self.metrics().await;
+            if metric_value(&metrics, "affilync_journal_pending_records", &[]) == 0.0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the journal did not drain within {DRAIN_DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Rows straight from ClickHouse, as JSON objects, once the journal has drained.
     pub async fn clickhouse_rows(&self, sql: &str) -> Vec<Value> {
+        self.drain().await;
         clickhouse_rows(&self.database, sql).await
     }
 

@@ -1,0 +1,321 @@
+//! The node's journal: where a conversion is durable before ClickHouse has it.
+//!
+//! Attribution workers [`Journal::append`] each batch of conversion versions (new ones and
+//! status changes) with one fdatasync, and only then answer the waiting requests; clicks are
+//! appended in the background. The [`crate::shipper`] reads records oldest first, writes
+//! them to ClickHouse and [`Journal::release`]s what ClickHouse acknowledged. Until then the
+//! records are also indexed in memory ([`Unshipped`]), so this node answers replays, GETs
+//! and PATCHes of conversions ClickHouse has not seen yet.
+//!
+//! Appends are refused, not queued, when the journal holds `max_bytes` of unshipped records
+//! or the disk will not take them: the caller answers 503 and nothing is acknowledged.
+
+mod engine;
+mod entry;
+mod pending;
+mod unshipped;
+
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub use entry::{DecodeError, Decoded, Entry};
+pub use unshipped::Unshipped;
+
+use engine::{Engine, EngineError};
+use pending::{Batch, Pending};
+
+use crate::clock::Clock;
+use crate::domain::ConversionId;
+use crate::metrics::JournalMetrics;
+use crate::store::ConversionRow;
+
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    /// Directory of the journal's files.
+    pub dir: PathBuf,
+    /// Encoded bytes of unshipped records past which appends are refused.
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    #[error(
+        "the journal is full: {pending_bytes} bytes wait for ClickHouse, the limit is {max_bytes}"
+    )]
+    Full { pending_bytes: u64, max_bytes: u64 },
+    #[error("the journal cannot be written: {0}")]
+    Unwritable(String),
+    #[error("the journal cannot be read: {0}")]
+    Unreadable(String),
+    #[error("the journal in {dir} cannot be opened: {reason}")]
+    CannotOpen { dir: PathBuf, reason: String },
+}
+
+/// What [`Journal::open`] found.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Records waiting to be shipped.
+    pub records: u64,
+    /// Dedup keys of the conversions among them, for the bloom filter.
+    pub dedup_keys: Vec<u64>,
+    /// Damaged records dropped, by sequence number.
+    pub dropped: Vec<u64>,
+    /// Bytes of an append cut short by a crash (never acknowledged), dropped.
+    pub torn_tail_bytes: Option<u64>,
+}
+
+pub struct Journal {
+    engine: Engine,
+    config: JournalConfig,
+    /// The next sequence number; held while appending, so appends are in sequence order.
+    next_seq: Mutex<u64>,
+    pending: Pending,
+    unshipped: Unshipped,
+    clock: Clock,
+    metrics: JournalMetrics,
+}
+
+/// Records read for shipping, with the sequence numbers they cover.
+pub struct ShipBatch {
+    pub seqs: RangeInclusive<u64>,
+    pub records: Vec<(u64, Entry)>,
+}
+
+impl Journal {
+    /// Opens the journal, dropping (and logging) what a crash or damage left unreadable,
+    /// and indexes every unshipped record.
+    pub fn open(
+        config: JournalConfig,
+        clock: Clock,
+        metrics: JournalMetrics,
+    ) -> Result<(Journal, Recovery), JournalError> {
+        let cannot_open = |error: EngineError| JournalError::CannotOpen {
+            dir: config.dir.clone(),
+            reason: error.to_string(),
+        };
+        let mut found: Vec<(u64, u64, Decoded)> = Vec::new();
+        let mut dropped = Vec::new();
+        let (engine, report) = Engine::open(&config.dir, |seq, bytes| match Entry::decode(bytes) {
+            Ok(decoded) => found.push((seq, bytes.len() as u64, decoded)),
+            Err(error) => {
+                tracing::error!(seq, %error, "dropping a damaged journal record");
+                dropped.push(seq);
+            }
+        })
+        .map_err(cannot_open)?;
+        for &seq in &dropped {
+            engine.delete_through(seq, seq).map_err(cannot_open)?;
+        }
+        metrics.corrupt_records_total.inc_by(dropped.len() as u64);
+        if let Some(bytes) = report.torn_tail_bytes {
+            tracing::warn!(
+                bytes,
+                "the journal ended in a partial write: the append in progress when the process stopped was never acknowledged and is dropped"
+            );
+        }
+        if let Some((path, salvaged)) = &report.set_aside {
+            tracing::error!(path = %path.display(), salvaged, "damaged journal file set aside");
+        }
+
+        let unshipped = Unshipped::default();
+        let pending = Pending::default();
+        let mut dedup_keys = Vec::new();
+        let mut next_seq = 1;
+        for (seq, bytes, decoded) in &found {
+            if let Entry::Conversion(row) = &decoded.entry {
+                unshipped.note(*seq, row);
+                if let Ok(id) = ConversionId::parse(&row.conversion_id) {
+                    dedup_keys.push(id.dedup_key());
+                }
+            }
+            pending.push(Batch {
+                seqs: *seq..=*seq,
+                bytes: *bytes,
+                journaled_at_ms: decoded.journaled_at_ms,
+            });
+            next_seq = seq + 1;
+        }
+        let recovery = Recovery {
+            records: found.len() as u64,
+            dedup_keys,
+            dropped,
+            torn_tail_bytes: report.torn_tail_bytes,
+        };
+        tracing::info!(
+            dir = %config.dir.display(),
+            pending = recovery.records,
+            dropped = recovery.dropped.len(),
+            "journal opened"
+        );
+        metrics
+            .max_bytes
+            .set(i64::try_from(config.max_bytes).unwrap_or(i64::MAX));
+        let journal = Journal {
+            engine,
+            config,
+            next_seq: Mutex::new(next_seq),
+            pending,
+            unshipped,
+            clock,
+            metrics,
+        };
+        journal.sample_metrics();
+        Ok((journal, recovery))
+    }
+
+    /// Writes `entries` durably (one fdatasync for all of them) and returns their sequence
+    /// numbers. Either every entry is journaled or none is.
+    pub fn append(&self, entries: &[Entry]) -> Result<RangeInclusive<u64>, JournalError> {
+        let journaled_at = self.clock.now();
+        let encoded: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|entry| entry.encode(journaled_at))
+            .collect();
+        let bytes: u64 = encoded.iter().map(|value| value.len() as u64).sum();
+        let mut next_seq = self.next_seq.lock().expect("journal lock poisoned");
+        let pending_bytes = self.pending.bytes();
+        if pending_bytes + bytes > self.config.max_bytes {
+            self.metrics
+                .refusals_total
+                .with_label_values(&["full"])
+                .inc();
+            return Err(JournalError::Full {
+                pending_bytes,
+                max_bytes: self.config.max_bytes,
+            });
+        }
+        let first = *next_seq;
+        let started = Instant::now();
+        if let Err(error) = self.engine.append(first, &encoded) {
+            self.metrics
+                .refusals_total
+                .with_label_values(&["unwritable"])
+                .inc();
+            return Err(JournalError::Unwritable(error.to_string()));
+        }
+        self.metrics
+            .append_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.append_records.observe(entries.len() as f64);
+        let last = first + entries.len() as u64 - 1;
+        *next_seq = last + 1;
+        // Indexed before the lock is let go: the shipper only ships what `pending` lists,
+        // so nothing can be shipped and forgotten before it is noted here.
+        for (seq, entry) in (first..).zip(entries) {
+            if let Entry::Conversion(row) = entry {
+                self.unshipped.note(seq, row);
+            }
+        }
+        self.pending.push(Batch {
+            seqs: first..=last,
+            bytes,
+            journaled_at_ms: entry::unix_ms(journaled_at),
+        });
+        Ok(first..=last)
+    }
+
+    /// The oldest unshipped records, whole appends of them, up to about `max_records`.
+    /// Damaged records are dropped and logged on the way.
+    pub fn oldest(&self, max_records: usize) -> Result<Option<ShipBatch>, JournalError> {
+        let Some(seqs) = self.pending.oldest(max_records as u64) else {
+            return Ok(None);
+        };
+        let mut records = Vec::with_capacity(max_records.min(1 << 16));
+        let mut damaged = Vec::new();
+        self.engine
+            .scan(
+                *seqs.start(),
+                *seqs.end(),
+                |seq, bytes| match Entry::decode(bytes) {
+                    Ok(decoded) => records.push((seq, decoded.entry)),
+                    Err(error) => {
+                        tracing::error!(seq, %error, "dropping a damaged journal record");
+                        damaged.push(seq);
+                    }
+                },
+            )
+            .map_err(|error| JournalError::Unreadable(error.to_string()))?;
+        self.metrics
+            .corrupt_records_total
+            .inc_by(damaged.len() as u64);
+        Ok(Some(ShipBatch { seqs, records }))
+    }
+
+    /// ClickHouse has everything in `batch`: forget it, then delete it.
+    pub fn release(&self, batch: &ShipBatch) -> Result<(), JournalError> {
+        self.unshipped
+            .forget_shipped(batch.records.iter().filter_map(|(seq, entry)| match entry {
+                Entry::Conversion(row) => Some((*seq, row)),
+                Entry::Click(_) => None,
+            }));
+        self.pending.release_through(*batch.seqs.end());
+        let result = self
+            .engine
+            .delete_through(*batch.seqs.start(), *batch.seqs.end());
+        if self.pending.is_empty() {
+            let _ = self.engine.shrink();
+        }
+        result.map_err(|error| JournalError::Unwritable(error.to_string()))
+    }
+
+    /// The latest unshipped version of a conversion this node journaled, if any.
+    pub fn conversion(&self, id: &ConversionId) -> Result<Option<ConversionRow>, JournalError> {
+        let Some(seq) = self.unshipped.seq_of(id) else {
+            return Ok(None);
+        };
+        // Shipped and deleted since the index was read: ClickHouse has it now.
+        let Some(bytes) = self
+            .engine
+            .get(seq)
+            .map_err(|error| JournalError::Unreadable(error.to_string()))?
+        else {
+            return Ok(None);
+        };
+        match Entry::decode(&bytes) {
+            Ok(Decoded {
+                entry: Entry::Conversion(row),
+                ..
+            }) => Ok(Some(row)),
+            Ok(_) => Ok(None),
+            Err(error) => Err(JournalError::Unreadable(format!("record {seq}: {error}"))),
+        }
+    }
+
+    pub fn unshipped(&self) -> &Unshipped {
+        &self.unshipped
+    }
+
+    pub fn pending_records(&self) -> u64 {
+        self.pending.records()
+    }
+
+    /// Refreshes the gauges; called when /metrics is scraped and by the shipper.
+    pub fn sample_metrics(&self) {
+        let now_ms = entry::unix_ms(self.clock.now());
+        let metrics = &self.metrics;
+        metrics
+            .pending_records
+            .set(i64::try_from(self.pending.records()).unwrap_or(i64::MAX));
+        metrics
+            .pending_bytes
+            .set(i64::try_from(self.pending.bytes()).unwrap_or(i64::MAX));
+        metrics
+            .disk_bytes
+            .set(i64::try_from(self.engine.disk_bytes()).unwrap_or(i64::MAX));
+        let lag_ms = self
+            .pending
+            .oldest_journaled_at_ms()
+            .map_or(0, |oldest| now_ms.saturating_sub(oldest));
+        metrics.lag_seconds.set(lag_ms as f64 / 1000.0);
+    }
+
+    /// Seconds since the oldest unshipped record was journaled (0 when none waits).
+    pub fn lag_seconds(&self) -> f64 {
+        let now_ms = entry::unix_ms(self.clock.now());
+        self.pending
+            .oldest_journaled_at_ms()
+            .map_or(0.0, |oldest| now_ms.saturating_sub(oldest) as f64 / 1000.0)
+    }
+}

@@ -1,0 +1,111 @@
+//! What this node has journaled that ClickHouse does not have yet, indexed for the reads
+//! that must see it at once: "is this order already reported?" (dedup), "what is this
+//! conversion?" (GET by id, PATCH), and "which click did this e-mail last come through?"
+//! (cross-device attribution). Entries leave when the shipper has their rows in ClickHouse,
+//! unless a newer version arrived meanwhile.
+//!
+//! Conversions are kept as their journal sequence number, not as rows: the index must stay
+//! small while ClickHouse is away and the journal fills, and the rare read goes to disk.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use time::OffsetDateTime;
+
+use crate::domain::{BrandId, ConversionId, EmailHash, LinkId};
+use crate::store::{ConversionRow, EmailTouch};
+
+#[derive(Default)]
+pub struct Unshipped {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Conversion id → sequence number of its latest journaled version.
+    conversions: HashMap<u128, u64>,
+    /// The latest touch per (brand, e-mail hash) among unshipped conversions.
+    touches: HashMap<(BrandId, EmailHash), (EmailTouch, u64)>,
+}
+
+impl Unshipped {
+    /// Records a conversion version just journaled under `seq`.
+    pub fn note(&self, seq: u64, row: &ConversionRow) {
+        let Ok(id) = ConversionId::parse(&row.conversion_id) else {
+            return;
+        };
+        let touch = touch_of(row);
+        let mut inner = self.lock();
+        let latest = inner.conversions.entry(id.key()).or_insert(seq);
+        *latest = (*latest).max(seq);
+        if let Some(touch) = touch {
+            let key = (touch.brand.clone(), touch.email);
+            match inner.touches.get(&key) {
+                Some((known, _)) if known.click_time > touch.click_time => {}
+                _ => {
+                    inner.touches.insert(key, (touch, seq));
+                }
+            }
+        }
+    }
+
+    /// The sequence number of the conversion's latest unshipped version, if any.
+    pub fn seq_of(&self, id: &ConversionId) -> Option<u64> {
+        self.lock().conversions.get(&id.key()).copied()
+    }
+
+    /// The latest unshipped touch of this e-mail hash at this brand.
+    pub fn touch(&self, brand: &BrandId, email: EmailHash) -> Option<EmailTouch> {
+        let inner = self.lock();
+        let key = (brand.clone(), email);
+        inner.touches.get(&key).map(|(touch, _)| touch.clone())
+    }
+
+    /// Forgets what ClickHouse now has: each shipped version, unless a newer one of the
+    /// same conversion is still waiting.
+    pub fn forget_shipped<'a>(&self, shipped: impl IntoIterator<Item = (u64, &'a ConversionRow)>) {
+        let mut inner = self.lock();
+        for (seq, row) in shipped {
+            let Ok(id) = ConversionId::parse(&row.conversion_id) else {
+                continue;
+            };
+            if inner
+                .conversions
+                .get(&id.key())
+                .is_some_and(|&latest| latest <= seq)
+            {
+                inner.conversions.remove(&id.key());
+            }
+            if let Some(touch) = touch_of(row) {
+                let key = (touch.brand, touch.email);
+                if inner.touches.get(&key).is_some_and(|(_, at)| *at <= seq) {
+                    inner.touches.remove(&key);
+                }
+            }
+        }
+    }
+
+    pub fn conversions(&self) -> usize {
+        self.lock().conversions.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("unshipped index lock poisoned")
+    }
+}
+
+/// The touch a conversion row leaves for cross-device attribution, as `email_touches_mv`
+/// derives it in ClickHouse: attributed, and reported with a customer e-mail.
+fn touch_of(row: &ConversionRow) -> Option<EmailTouch> {
+    if row.attribution_method.is_empty() {
+        return None;
+    }
+    let email = EmailHash::from_hex(&row.customer_email_sha256)?;
+    Some(EmailTouch {
+        email,
+        brand: BrandId::parse(&row.brand_id).ok()?,
+        link: LinkId::parse(&row.link_id).ok()?,
+        click_id: row.click_id.clone(),
+        click_time: row.click_time.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    })
+}

@@ -1,0 +1,74 @@
+//! The attributor's metrics, one struct per concern, each declared once and registered on
+//! the registry the service exposes at /metrics. Label values are closed sets, listed
+//! beside each metric.
+
+mod clicks;
+mod journal;
+mod pipeline;
+mod shipper;
+
+pub use clicks::ClickMetrics;
+pub use journal::JournalMetrics;
+pub use pipeline::PipelineMetrics;
+pub use shipper::ShipperMetrics;
+
+use prometheus::core::Collector;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    exponential_buckets,
+};
+
+/// Registers `collector` and hands it back. A name registered twice on one registry is a
+/// programming error, caught by the first test that builds the service.
+fn registered<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("each metric is registered once per registry");
+    collector
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    registered(registry, IntGauge::new(name, help).expect("valid metric"))
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    registered(registry, IntCounter::new(name, help).expect("valid metric"))
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    registered(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+/// A histogram whose buckets start at `first` and grow `factor`-fold, `count` of them.
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: (f64, f64, usize)) -> Histogram {
+    let (first, factor, count) = buckets;
+    let opts = HistogramOpts::new(name, help)
+        .buckets(exponential_buckets(first, factor, count).expect("valid buckets"));
+    registered(registry, Histogram::with_opts(opts).expect("valid metric"))
+}
+
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: (f64, f64, usize),
+    labels: &[&str],
+) -> HistogramVec {
+    let (first, factor, count) = buckets;
+    let opts = HistogramOpts::new(name, help)
+        .buckets(exponential_buckets(first, factor, count).expect("valid buckets"));
+    registered(
+        registry,
+        HistogramVec::new(opts, labels).expect("valid metric"),
+    )
+}
+
+/// Seconds from 0.1 ms to about 1.6 s.
+const FAST_SECONDS: (f64, f64, usize) = (0.0001, 2.0, 15);
+/// Seconds from 1 ms to about 16 s.
+const SLOW_SECONDS: (f64, f64, usize) = (0.001, 2.0, 15);
+/// Counts from 1 to 65536.
+const COUNTS: (f64, f64, usize) = (1.0, 2.0, 17);

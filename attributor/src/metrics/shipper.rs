@@ -1,0 +1,48 @@
+use prometheus::{Histogram, HistogramVec, IntCounterVec, Registry};
+
+use super::{COUNTS, SLOW_SECONDS, counter_vec, histogram, histogram_vec};
+
+/// The shipper: journal to ClickHouse. `table` is one of conversions | commissions | clicks.
+#[derive(Clone)]
+pub struct ShipperMetrics {
+    /// Rows ClickHouse acknowledged.
+    pub rows_total: IntCounterVec,
+    /// Duration of each acknowledged INSERT.
+    pub insert_seconds: HistogramVec,
+    /// Failed INSERT attempts; `kind`: retryable | refused.
+    pub errors_total: IntCounterVec,
+    /// Journal records per shipping cycle.
+    pub batch_records: Histogram,
+}
+
+impl ShipperMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        Self {
+            rows_total: counter_vec(
+                registry,
+                "affilync_shipper_rows_total",
+                "Rows the shipper wrote to ClickHouse",
+                &["table"],
+            ),
+            insert_seconds: histogram_vec(
+                registry,
+                "affilync_shipper_insert_seconds",
+                "Duration of the shipper's acknowledged INSERTs",
+                SLOW_SECONDS,
+                &["table"],
+            ),
+            errors_total: counter_vec(
+                registry,
+                "affilync_shipper_errors_total",
+                "Failed INSERT attempts of the shipper",
+                &["table", "kind"],
+            ),
+            batch_records: histogram(
+                registry,
+                "affilync_shipper_batch_records",
+                "Journal records per shipping cycle",
+                COUNTS,
+            ),
+        }
+    }
+}
