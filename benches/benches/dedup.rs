@@ -15,7 +15,7 @@ use affilync_benches::{
 use attributor::{NewConversion, PipelineConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
-use ingest::dedup::{DedupConfig, DedupFront, Outcome, SeededBloom, StoredLookup};
+use ingest::dedup::{DedupConfig, DedupFront, LookupConfig, Outcome, SeededBloom, StoredLookup};
 use ingest::metrics::HttpMetrics;
 use prometheus::Registry;
 use tokio::runtime::Runtime;
@@ -54,7 +54,7 @@ impl Front {
         let lookup = StoredLookup::start(
             &clickhouse.store(),
             std::sync::Arc::clone(&pipeline.journal),
-            1024,
+            LookupConfig::default(),
         );
         let metrics = HttpMetrics::new(&Registry::new());
         let front = DedupFront::new(

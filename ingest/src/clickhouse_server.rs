@@ -125,6 +125,16 @@ impl ManagedClickhouse {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// The server's process id while it runs (a restart gives it a new one): for fault
+    /// tests that freeze or kill it.
+    pub fn server_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.inner.root.join("clickhouse.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Stops the server and waits for it to exit.
     pub fn stop(mut self) {
         self.shutdown();

@@ -11,7 +11,7 @@ use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSetti
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
-use crate::dedup::DedupConfig;
+use crate::dedup::{DedupConfig, LookupConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -147,6 +147,7 @@ pub struct Config {
     pub shipper: ShipperConfig,
     pub clicks: ClickWriterConfig,
     pub dedup: DedupConfig,
+    pub lookup: LookupConfig,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_timeout: Duration,
     /// How long the shipper may keep shipping at shutdown; what is left waits in the
@@ -156,11 +157,17 @@ pub struct Config {
 }
 
 impl ServeArgs {
-    /// The service configuration, given the ClickHouse URL (managed or not) and the click
-    /// secret (given or generated).
-    pub fn to_config(&self, clickhouse_url: String, click_secret: Secret) -> Config {
+    /// The service configuration, given the ClickHouse URL (managed or not), the click
+    /// secret (given or generated) and the address actually bound (port 0 becomes a real
+    /// port, which tracking links must carry).
+    pub fn to_config(
+        &self,
+        clickhouse_url: String,
+        click_secret: Secret,
+        bound: SocketAddr,
+    ) -> Config {
         let public_url = self.public_url.clone().unwrap_or_else(|| {
-            format!("http://{}", self.listen)
+            format!("http://{bound}")
                 .parse()
                 .expect("a socket address makes a valid URL")
         });
@@ -193,6 +200,7 @@ impl ServeArgs {
                 cache_bytes: self.dedup_cache_mb * 1024 * 1024,
                 bloom_capacity: self.bloom_capacity,
             },
+            lookup: LookupConfig::default(),
             shutdown_timeout: Duration::from_secs(30),
             shutdown_ship_timeout: Duration::from_secs(10),
             clock: Clock::system(),

@@ -41,9 +41,9 @@ fn run(mut args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     }
     let (url, managed) = clickhouse(&args.store)?;
     let secret = secrets::click_secret(args.click_secret.clone(), &args.store.data_dir)?;
-    let config = args.to_config(url.clone(), secret);
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("binding AFFILYNC_LISTEN={}", args.listen))?;
+    let config = args.to_config(url.clone(), secret, listener.local_addr()?);
     let base = config.public_url.as_str().trim_end_matches('/').to_owned();
     let admin_token = config.admin_token.clone();
 

@@ -21,9 +21,6 @@ use crate::list_totals::ListTotals;
 use crate::metrics::{HttpMetrics, record_request};
 use crate::state::AppState;
 
-/// Bloom "maybe"s waiting for their ClickHouse lookup.
-const LOOKUP_QUEUE_CAPACITY: usize = 10_000;
-
 /// Connects to ClickHouse, migrates, loads the catalog, opens the journal, starts the
 /// attribution workers and the shipper, and serves HTTP on `listener` until `shutdown`
 /// resolves. Then it drains: in-flight requests finish, queued conversions and clicks are
@@ -85,7 +82,7 @@ pub async fn serve(
     let dedup = Arc::new(DedupFront::new(
         &config.dedup,
         bloom,
-        StoredLookup::start(&store, Arc::clone(&journal), LOOKUP_QUEUE_CAPACITY),
+        StoredLookup::start(&store, Arc::clone(&journal), config.lookup.clone()),
         pipeline.clone(),
         http_metrics.clone(),
     ));

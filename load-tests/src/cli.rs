@@ -137,6 +137,9 @@ pub struct RunArgs {
     /// A request unanswered this long counts as timed out (its outcome uncertain).
     #[arg(long, value_parser = parse_span, default_value = "10s")]
     pub timeout: Duration,
+    /// Longest wait, before the store check, for the service's journal to reach ClickHouse.
+    #[arg(long, value_parser = parse_span, default_value = "5m")]
+    pub drain_timeout: Duration,
     /// Conversions stored before replay, conflict and mixed runs, and sent again.
     #[arg(long, default_value_t = 1000)]
     pub pool: usize,

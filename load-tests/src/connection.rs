@@ -13,7 +13,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::target::{Failure, Reply, maybe_stored};
+use crate::target::{Failure, Reply};
 
 pub type Request = http::Request<Full<Bytes>>;
 
@@ -108,13 +108,6 @@ impl Connection {
                 .get(LOCATION)
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned),
-            maybe_stored: maybe_stored(
-                parts.status.as_u16(),
-                parts
-                    .headers
-                    .get("x-affilync-unavailable")
-                    .map(|v| v.as_bytes()),
-            ),
             body,
         })
     }

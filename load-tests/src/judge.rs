@@ -30,7 +30,6 @@ impl Workload {
                 commission: a.commission_amount.clone(),
             },
             (None, 200..=299) => Answer::AckedUnreadable,
-            _ if reply.maybe_stored => Answer::Uncertain,
             (_, status) => Answer::Refused(status),
         };
         let verdict = match reply.status {

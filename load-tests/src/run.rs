@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
@@ -14,11 +14,7 @@ use crate::report::{Answers, Latency, Outcome, RunReport};
 use crate::scenario::{Workload, amount_for};
 use crate::target::Target;
 use crate::verify::{self, Answer, Sent};
-use crate::{pool, setup};
-
-/// How long after the request timeout an unanswered request may still be written: the
-/// service retries a failing INSERT for a few seconds (AFFILYNC_INSERT_RETRY_BUDGET_MS).
-const SETTLE_LONGEST_AFTER_TIMEOUT: Duration = Duration::from_secs(15);
+use crate::{drain, pool, setup};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -112,12 +108,9 @@ async fn one_run(
 
     let verification = match (role, clickhouse) {
         (Role::Service, Some(clickhouse)) => {
-            if tally.timeouts + tally.transport_errors > 0 {
-                eprintln!("[{role_name}] waiting for unanswered requests' rows to settle");
-                let longest = args.timeout + SETTLE_LONGEST_AFTER_TIMEOUT;
-                verify::settle(clickhouse, &setup.brand_id, longest).await?;
-            }
-            eprintln!("[{role_name}] checking the store");
+            eprintln!("[{role_name}] waiting for the service's journal to reach ClickHouse");
+            let waited = drain::wait_for_drain(&target, args.drain_timeout).await?;
+            eprintln!("[{role_name}] drained in {waited:.1?}; checking the store");
             let mut sent: HashMap<String, Sent> = pool
                 .iter()
                 .map(|p| {

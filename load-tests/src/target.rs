@@ -26,16 +26,7 @@ pub struct Reply {
     pub replayed: bool,
     /// The `Location` header of a redirect.
     pub location: Option<String>,
-    /// A 503 whose write may have reached ClickHouse before the service gave up on it
-    /// (`X-Affilync-Unavailable: store_unavailable`): stored or not, both are allowed.
-    pub maybe_stored: bool,
     pub body: Bytes,
-}
-
-/// Reads `X-Affilync-Unavailable`: only a store that stopped answering leaves the outcome
-/// open; a full queue or a shutdown refused before anything was written.
-pub fn maybe_stored(status: u16, unavailable: Option<&[u8]>) -> bool {
-    status == 503 && unavailable == Some(b"store_unavailable")
 }
 
 /// A request that got no HTTP answer: whether the server acted on it is unknown.
@@ -81,16 +72,11 @@ impl Target {
             .get(reqwest::header::LOCATION)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let maybe_stored = maybe_stored(
-            status,
-            headers.get("x-affilync-unavailable").map(|v| v.as_bytes()),
-        );
         let body = response.bytes().await.map_err(failure)?;
         Ok(Reply {
             status,
             replayed,
             location,
-            maybe_stored,
             body,
         })
     }

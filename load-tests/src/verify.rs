@@ -6,7 +6,6 @@
 //! either outcome is allowed for them, and both are counted.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use attributor::domain::BrandId;
@@ -17,9 +16,6 @@ use crate::clickhouse_http::ClickhouseHttp;
 
 /// Problems of each kind listed by order id in the report.
 const EXAMPLES_PER_KIND: usize = 3;
-/// Row counts unchanged over this many polls count as settled.
-const SETTLED_AFTER_POLLS: u32 = 4;
-const SETTLE_POLL: Duration = Duration::from_millis(500);
 
 /// What the service said about one order.
 #[derive(Debug, Clone)]
@@ -232,28 +228,6 @@ pub async fn check(
 /// Waits until the brand's row counts stop changing, at most `longest`. The service goes
 /// on writing requests the generator stopped waiting for, commission rows first: checked
 /// too early, those would look absent or orphaned.
-pub async fn settle(
-    clickhouse: &ClickhouseHttp,
-    brand_id: &str,
-    longest: Duration,
-) -> anyhow::Result<()> {
-    let brand = BrandId::parse(brand_id).context("the setup's brand id")?;
-    let sql = format!(
-        "SELECT (SELECT count() FROM conversions WHERE brand_id = '{brand}') + \
-         (SELECT count() FROM commissions WHERE brand_id = '{brand}')"
-    );
-    let give_up = Instant::now() + longest;
-    let mut last = clickhouse.count(&sql).await?;
-    let mut unchanged = 0;
-    while unchanged < SETTLED_AFTER_POLLS && Instant::now() < give_up {
-        tokio::time::sleep(SETTLE_POLL).await;
-        let now = clickhouse.count(&sql).await?;
-        unchanged = if now == last { unchanged + 1 } else { 0 };
-        last = now;
-    }
-    Ok(())
-}
-
 /// ClickHouse prints Decimal(18, 4) with all four places: 10.0000 is 10.00.
 fn same_decimal(a: &str, b: &str) -> bool {
     match (a.parse::<Decimal>(), b.parse::<Decimal>()) {

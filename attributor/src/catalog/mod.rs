@@ -92,10 +92,11 @@ impl Catalog {
         Ok(Self::from_snapshot(store, snapshot))
     }
 
-    /// A catalog holding `snapshot`; what it does not hold is looked up in `store`.
+    /// A catalog holding `snapshot`; what it does not hold is looked up in `store`, on
+    /// connections of the asking thread's own (the catalog is asked from many runtimes).
     pub fn from_snapshot(store: Store, snapshot: CatalogSnapshot) -> Self {
         Self {
-            store,
+            store: store.unpooled(),
             brands: Table::new(snapshot.brands.into_iter().map(|b| (b.id.clone(), b))),
             affiliates: Table::new(snapshot.affiliates.into_iter().map(|a| (a.id.clone(), a))),
             campaigns: Table::new(snapshot.campaigns.into_iter().map(|c| (c.id.clone(), c))),

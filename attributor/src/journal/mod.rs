@@ -319,3 +319,6 @@ impl Journal {
             .map_or(0.0, |oldest| now_ms.saturating_sub(oldest) as f64 / 1000.0)
     }
 }
+
+#[cfg(test)]
+mod tests;

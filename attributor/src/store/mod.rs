@@ -102,7 +102,21 @@ impl Store {
     /// A store with its own connection pool, for a thread that drives its own runtime:
     /// pooled connections belong to the runtime that opened them.
     pub fn with_own_pool(&self) -> Self {
-        let client = http_client()
+        self.on(http_client())
+    }
+
+    /// A store that keeps no connection for reuse: each statement opens its own, in the
+    /// runtime of whoever asks. For a store shared by threads that each run their own
+    /// runtime only now and then (the catalog, asked by handlers and by attribution
+    /// workers): a pooled connection is driven by the runtime that opened it, and handed to
+    /// another thread while that runtime sleeps, it would never answer.
+    pub fn unpooled(&self) -> Self {
+        self.on(http_client_keeping(0))
+    }
+
+    /// This store's settings on another HTTP client.
+    fn on(&self, client: Client) -> Self {
+        let client = client
             .with_url(&self.settings.url)
             .with_user(&self.settings.user)
             .with_password(&self.settings.password)
@@ -154,11 +168,17 @@ impl Store {
 /// INSERT body past the crate's 256 KiB buffer goes out in two writes, and the second waits
 /// for the delayed ACK of the first: about 40 ms added to every large batch.
 fn http_client() -> Client {
+    http_client_keeping(usize::MAX)
+}
+
+/// The same client keeping at most `idle` connections per host for reuse.
+fn http_client_keeping(idle: usize) -> Client {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_keepalive(Some(TCP_KEEPALIVE));
     let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(idle)
         .build(connector);
     // An INSERT into conversions also feeds the materialized views of its listing copies
     // and e-mail touches; by default ClickHouse writes those one after another, which is

@@ -25,7 +25,7 @@ use xxhash_rust::xxh3::Xxh3Builder;
 
 pub use bloom::SeededBloom;
 pub use bloom_sync::start_bloom;
-pub use lookup::StoredLookup;
+pub use lookup::{LookupConfig, StoredLookup};
 
 use crate::metrics::HttpMetrics;
 use crate::views;

@@ -7,14 +7,11 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`apt-get install -y chromium
 //! chromium-driver`); the tests fail, not skip, without them.
 
-mod browser_support;
-mod common;
-
 use std::time::{Duration, Instant};
 
-use browser_support::chromium::{Browser, Chromedriver, ThirdPartyCookies};
-use browser_support::shop::Shop;
-use common::{Network, TestApp, metric_value};
+use crate::browser_support::chromium::{Browser, Chromedriver, ThirdPartyCookies};
+use crate::browser_support::shop::Shop;
+use crate::common::{Network, TestApp, metric_value};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 

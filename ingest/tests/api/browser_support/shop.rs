@@ -177,7 +177,7 @@ fn document(title: &str, head: &str, body: &str) -> String {
 
 /// The queue stub as pixel.js's own top comment gives it to shops.
 fn queue_stub() -> &'static str {
-    include_str!("../../assets/pixel.js")
+    include_str!("../../../assets/pixel.js")
         .lines()
         .find_map(|line| {
             line.trim_start_matches([' ', '*'])

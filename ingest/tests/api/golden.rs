@@ -9,12 +9,10 @@
 //! RFC 3339 time, `<seconds>` any whole number and `<conversion_id>` any conversion id; in
 //! expected headers, `null` means the header must be absent.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::{TestApp, TestOptions, json_body};
+use crate::common::{TestApp, TestOptions, json_body};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
@@ -121,7 +119,7 @@ async fn the_api_documents_calls_answer_as_recorded() {
     }
 }
 
-fn clock_offset(clock: &common::TestClock) -> i64 {
+fn clock_offset(clock: &crate::common::TestClock) -> i64 {
     (clock.clock().now() - OffsetDateTime::now_utc()).whole_seconds()
 }
 

@@ -1,9 +1,7 @@
 //! Who sees and changes what: brands their own brand's conversions, affiliates their own,
 //! and the review transitions of PATCH.
 
-mod common;
-
-use common::{Network, TestApp, json_body};
+use crate::common::{Network, TestApp, json_body};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -267,10 +265,10 @@ async fn listing_filters_pages_and_counts_latest_versions() {
 /// order ClickHouse gives for the whole history.
 #[tokio::test]
 async fn pages_are_the_same_however_far_back_they_reach() {
-    let clock = common::TestClock::default();
-    let app = TestApp::spawn_with(common::TestOptions {
+    let clock = crate::common::TestClock::default();
+    let app = TestApp::spawn_with(crate::common::TestOptions {
         clock: clock.clone(),
-        ..common::TestOptions::default()
+        ..crate::common::TestOptions::default()
     })
     .await;
     let net = app

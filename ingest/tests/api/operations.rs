@@ -2,13 +2,11 @@
 //! away and shipped when it returns, 503 instead of a lost conversion when the queue is
 //! full, a draining and bounded shutdown, health endpoints and metrics.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::proxy::Proxy;
+use crate::common::{TestApp, TestOptions, json_body, metric_value};
 use attributor::{PipelineConfig, ShipperConfig};
-use common::proxy::Proxy;
-use common::{TestApp, TestOptions, json_body, metric_value};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,7 +16,7 @@ use serde_json::{Value, json};
 /// time (e-mail-only attribution) is refused with 503 and stores nothing.
 #[tokio::test]
 async fn with_clickhouse_away_conversions_are_journaled_then_shipped_once() {
-    let proxy = Proxy::start(&common::clickhouse::url()).await;
+    let proxy = Proxy::start(&crate::common::clickhouse::url()).await;
     let app = TestApp::spawn_with(TestOptions {
         clickhouse_url: Some(proxy.url.clone()),
         ..TestOptions::default()
@@ -68,10 +66,11 @@ async fn with_clickhouse_away_conversions_are_journaled_then_shipped_once() {
     );
 
     // The lag grows while the shipper cannot ship, and its failures are counted.
-    let lag = wait_for_metric(&app, "affilync_journal_lag_seconds", &[], |v| v >= 0.2).await;
+    let lag = app
+        .wait_for_metric("affilync_journal_lag_seconds", &[], |v| v >= 0.2)
+        .await;
     assert!(lag >= 0.2);
-    wait_for_metric(
-        &app,
+    app.wait_for_metric(
         "affilync_shipper_errors_total",
         &[("kind", "retryable")],
         |v| v >= 1.0,
@@ -93,34 +92,15 @@ async fn with_clickhouse_away_conversions_are_journaled_then_shipped_once() {
             .await,
         0
     );
-    let lag = wait_for_metric(&app, "affilync_journal_lag_seconds", &[], |v| v == 0.0).await;
+    let lag = app
+        .wait_for_metric("affilync_journal_lag_seconds", &[], |v| v == 0.0)
+        .await;
     assert_eq!(lag, 0.0);
-}
-
-/// Waits until the metric satisfies `done` (at most the drain deadline) and returns it.
-async fn wait_for_metric(
-    app: &TestApp,
-    name: &str,
-    labels: &[(&str, &str)],
-    done: impl Fn(f64) -> bool,
-) -> f64 {
-    let deadline = std::time::Instant::now() + common::DRAIN_DEADLINE;
-    loop {
-        let value = metric_value(&app.metrics().await, name, labels);
-        if done(value) {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} stayed at {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
 async fn a_full_queue_means_503_and_nothing_acknowledged() {
-    let proxy = Proxy::start(&common::clickhouse::url()).await;
+    let proxy = Proxy::start(&crate::common::clickhouse::url()).await;
     let app = TestApp::spawn_with(TestOptions {
         clickhouse_url: Some(proxy.url.clone()),
         pipeline: PipelineConfig {
@@ -134,6 +114,8 @@ async fn a_full_queue_means_503_and_nothing_acknowledged() {
     })
     .await;
     let net = app.network().await;
+    // With the bloom filter seeded, new orders need no look-up: only the worker waits.
+    app.wait_until_bloom_seeded().await;
 
     // E-mail-only reports make the worker ask ClickHouse, which does not answer: at most
     // one report is in the worker and one in the queue; of five at once, at least three
@@ -202,7 +184,8 @@ async fn shutdown_ships_what_was_journaled() {
         "the service has stopped"
     );
     let rows =
-        common::clickhouse_rows(&database, "SELECT count() AS n FROM conversions FINAL").await;
+        crate::common::clickhouse_rows(&database, "SELECT count() AS n FROM conversions FINAL")
+            .await;
     assert_eq!(rows[0]["n"], "11", "UInt64 comes as a JSON string");
 }
 
@@ -212,7 +195,7 @@ async fn shutdown_ships_what_was_journaled() {
 #[tokio::test]
 async fn a_stop_without_clickhouse_is_bounded_and_the_next_start_ships() {
     let node = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(&common::clickhouse::url()).await;
+    let proxy = Proxy::start(&crate::common::clickhouse::url()).await;
     let app = TestApp::spawn_with(TestOptions {
         clickhouse_url: Some(proxy.url.clone()),
         data_dir: Some(node.path().to_owned()),
@@ -232,7 +215,8 @@ async fn a_stop_without_clickhouse_is_bounded_and_the_next_start_ships() {
         .expect("the stop is bounded")
         .unwrap();
     assert_eq!(
-        common::clickhouse_rows(&database, "SELECT count() AS n FROM conversions").await[0]["n"],
+        crate::common::clickhouse_rows(&database, "SELECT count() AS n FROM conversions").await[0]
+            ["n"],
         "0",
         "nothing reached ClickHouse"
     );

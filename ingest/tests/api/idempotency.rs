@@ -1,10 +1,8 @@
 //! Exact idempotency on order_id: replays, conflicts, concurrent duplicates and restarts.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 
-use common::{TestApp, TestOptions, json_body, metric_value};
+use crate::common::{TestApp, TestOptions, json_body, metric_value};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,9 +1,7 @@
 //! Attribution through the real service: the cookie window (with a moved clock, not a
 //! sleep) and commission arithmetic in currencies with 0, 2 and 3 minor digits.
 
-mod common;
-
-use common::{TestApp, TestClock, TestOptions, json_body};
+use crate::common::{TestApp, TestClock, TestOptions, json_body};
 use reqwest::StatusCode;
 use serde_json::json;
 use time::Duration;

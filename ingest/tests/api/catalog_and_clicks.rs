@@ -1,8 +1,6 @@
 //! The admin API's validation, and the click redirect with its clicks row.
 
-mod common;
-
-use common::{ADMIN_TOKEN, TestApp, json_body};
+use crate::common::{ADMIN_TOKEN, TestApp, json_body};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -205,7 +203,7 @@ async fn a_click_redirects_with_the_click_id_and_is_recorded() {
         "SELECT link_id, campaign_id, affiliate_id, brand_id, ip, forwarded_for, user_agent, sub1, sub2, sub3 \
          FROM clicks WHERE click_id = '{click_id}'"
     );
-    let rows = common::clickhouse_rows(&database, &sql).await;
+    let rows = crate::common::clickhouse_rows(&database, &sql).await;
     assert_eq!(rows.len(), 1, "the click row was written");
     let row = &rows[0];
     assert_eq!(row["link_id"], net.link_url.rsplit('/').next().unwrap());

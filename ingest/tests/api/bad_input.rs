@@ -1,10 +1,8 @@
 //! Bad input, table-driven: every case gets a 4xx naming what is wrong, and nothing of
 //! any of them is stored.
 
-mod common;
-
+use crate::common::{CLICK_SECRET, TestApp, json_body};
 use attributor::domain::{ClickSigner, LinkId};
-use common::{CLICK_SECRET, TestApp, json_body};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,9 +1,7 @@
 //! The browser path and cross-device attribution, over HTTP: the pixel endpoint with each
 //! kind of click evidence, and e-mail attribution for the pixel and the track API.
 
-mod common;
-
-use common::{Network, TestApp, TestClock, TestOptions, json_body, metric_value};
+use crate::common::{Network, TestApp, TestClock, TestOptions, json_body, metric_value};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::Duration;

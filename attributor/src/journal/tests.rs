@@ -1,0 +1,296 @@
+//! The journal against real files: appends, shipping order, the size limit, restarts, and
+//! what a crash or damage leaves behind.
+
+use std::fs;
+use std::path::Path;
+
+use prometheus::Registry;
+use time::macros::datetime;
+
+use super::*;
+use crate::store::ClickRow;
+
+fn open(dir: &Path, max_bytes: u64) -> (Journal, Recovery, JournalMetrics) {
+    let metrics = JournalMetrics::new(&Registry::new());
+    let (journal, recovery) = Journal::open(
+        JournalConfig {
+            dir: dir.to_owned(),
+            max_bytes,
+        },
+        Clock::system(),
+        metrics.clone(),
+    )
+    .unwrap();
+    (journal, recovery, metrics)
+}
+
+fn conversion(order: &str) -> Entry {
+    let brand = crate::domain::BrandId::parse("brd_00000000000000aa").unwrap();
+    let id = ConversionId::derive(&brand, order);
+    Entry::Conversion(ConversionRow {
+        conversion_id: id.to_string(),
+        dedup_key: id.dedup_key(),
+        brand_id: brand.to_string(),
+        order_id: order.to_owned(),
+        version: 1,
+        created_at: datetime!(2026-03-20 14:30:00 UTC),
+        updated_at: datetime!(2026-03-20 14:30:00 UTC),
+        source: "api".into(),
+        campaign_id: "camp_00000000000000aa".into(),
+        affiliate_id: "usr_00000000000000aa".into(),
+        link_id: "lnk_00000000000000aa".into(),
+        click_id: "clk_x".into(),
+        attribution_method: "click_id".into(),
+        click_time: Some(datetime!(2026-03-20 14:00:00 UTC)),
+        seconds_from_click: Some(1_800),
+        event_type: "sale".into(),
+        amount: 999_900,
+        currency: "USD".into(),
+        commission_amount: 100_000,
+        commission_currency: "USD".into(),
+        commission_rule: "10%".into(),
+        status: "pending".into(),
+        status_reason: String::new(),
+        note: String::new(),
+        customer_email_sha256: String::new(),
+        metadata_key: vec!["sku".into()],
+        metadata_value: vec![format!("marker-{order}")],
+    })
+}
+
+fn click(id: &str) -> Entry {
+    Entry::Click(ClickRow {
+        click_id: id.into(),
+        clicked_at: datetime!(2026-03-20 14:00:00 UTC),
+        link_id: "lnk_00000000000000aa".into(),
+        campaign_id: "camp_00000000000000aa".into(),
+        affiliate_id: "usr_00000000000000aa".into(),
+        brand_id: "brd_00000000000000aa".into(),
+        ip: "203.0.113.7".into(),
+        forwarded_for: String::new(),
+        user_agent: "Mozilla/5.0".into(),
+        referer: String::new(),
+        sub1: String::new(),
+        sub2: String::new(),
+        sub3: String::new(),
+        sub4: String::new(),
+        sub5: String::new(),
+    })
+}
+
+fn id_of(entry: &Entry) -> ConversionId {
+    match entry {
+        Entry::Conversion(row) => ConversionId::parse(&row.conversion_id).unwrap(),
+        Entry::Click(_) => panic!("not a conversion"),
+    }
+}
+
+fn orders(batch: &ShipBatch) -> Vec<String> {
+    batch
+        .records
+        .iter()
+        .map(|(_, entry)| match entry {
+            Entry::Conversion(row) => row.order_id.clone(),
+            Entry::Click(row) => row.click_id.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn records_ship_oldest_first_and_leave_once_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, recovery, metrics) = open(dir.path(), 1 << 30);
+    assert_eq!(recovery.records, 0);
+
+    let first = [conversion("a"), conversion("b"), conversion("c")];
+    assert_eq!(journal.append(&first).unwrap(), 1..=3);
+    assert_eq!(journal.append(&[click("k1"), click("k2")]).unwrap(), 4..=5);
+    assert_eq!(journal.pending_records(), 5);
+    assert_eq!(metrics.append_seconds.get_sample_count(), 2);
+    let row = journal.conversion(&id_of(&first[1])).unwrap().unwrap();
+    assert_eq!(row.order_id, "b");
+
+    // Whole appends: a limit of 4 takes the first append only.
+    let batch = journal.oldest(4).unwrap().unwrap();
+    assert_eq!(batch.seqs, 1..=3);
+    assert_eq!(orders(&batch), ["a", "b", "c"]);
+    journal.release(&batch).unwrap();
+    assert_eq!(journal.pending_records(), 2);
+    assert_eq!(journal.conversion(&id_of(&first[1])).unwrap(), None);
+
+    let batch = journal.oldest(100).unwrap().unwrap();
+    assert_eq!(orders(&batch), ["k1", "k2"]);
+    journal.release(&batch).unwrap();
+    assert!(journal.oldest(100).unwrap().is_none());
+    journal.sample_metrics();
+    assert_eq!(metrics.pending_records.get(), 0);
+    assert_eq!(metrics.lag_seconds.get(), 0.0);
+}
+
+#[test]
+fn a_newer_version_stays_indexed_when_an_older_one_ships() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _, _) = open(dir.path(), 1 << 30);
+    let first = conversion("v");
+    journal.append(std::slice::from_ref(&first)).unwrap();
+    let older = journal.oldest(100).unwrap().unwrap();
+    let Entry::Conversion(mut changed) = first.clone() else {
+        unreachable!()
+    };
+    changed.version = 2;
+    changed.status = "approved".into();
+    journal.append(&[Entry::Conversion(changed)]).unwrap();
+
+    journal.release(&older).unwrap();
+    let row = journal.conversion(&id_of(&first)).unwrap().unwrap();
+    assert_eq!((row.version, row.status.as_str()), (2, "approved"));
+}
+
+#[test]
+fn a_full_journal_refuses_and_takes_appends_again_once_shipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = conversion("x")
+        .encode(time::OffsetDateTime::now_utc())
+        .len() as u64;
+    let (journal, _, metrics) = open(dir.path(), 2 * one + one / 2);
+    journal
+        .append(&[conversion("x1"), conversion("x2")])
+        .unwrap();
+    let refused = journal.append(&[conversion("x3")]);
+    assert!(
+        matches!(refused, Err(JournalError::Full { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(metrics.refusals_total.with_label_values(&["full"]).get(), 1);
+    assert_eq!(
+        journal.pending_records(),
+        2,
+        "nothing of the refused append is kept"
+    );
+
+    let batch = journal.oldest(100).unwrap().unwrap();
+    journal.release(&batch).unwrap();
+    journal.append(&[conversion("x3")]).unwrap();
+}
+
+#[test]
+fn a_restart_finds_every_unshipped_record() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (journal, _, _) = open(dir.path(), 1 << 30);
+        journal.append(&[conversion("r1"), click("k")]).unwrap();
+        journal.append(&[conversion("r2")]).unwrap();
+        let batch = journal.oldest(2).unwrap().unwrap();
+        journal.release(&batch).unwrap();
+    }
+    let (journal, recovery, _) = open(dir.path(), 1 << 30);
+    assert_eq!(recovery.records, 1);
+    assert_eq!(
+        recovery.dedup_keys,
+        vec![id_of(&conversion("r2")).dedup_key()]
+    );
+    assert!(
+        journal
+            .conversion(&id_of(&conversion("r2")))
+            .unwrap()
+            .is_some()
+    );
+    // New records continue the sequence.
+    assert_eq!(journal.append(&[conversion("r3")]).unwrap(), 4..=4);
+    assert_eq!(orders(&journal.oldest(100).unwrap().unwrap()), ["r2", "r3"]);
+}
+
+/// Copies the journal's files as a kill -9 would leave them: the write-ahead log not yet
+/// folded into the database file.
+fn crash_image(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for name in ["journal.sqlite", "journal.sqlite-wal"] {
+        fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn an_append_cut_short_by_a_crash_is_dropped_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = tempfile::tempdir().unwrap();
+    let (journal, _, _) = open(dir.path(), 1 << 30);
+    for i in 0..5 {
+        journal.append(&[conversion(&format!("t{i}"))]).unwrap();
+    }
+    crash_image(dir.path(), image.path());
+    drop(journal);
+    let wal = image.path().join("journal.sqlite-wal");
+    let length = fs::metadata(&wal).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .unwrap()
+        .set_len(length - 100)
+        .unwrap();
+
+    let (journal, recovery, _) = open(image.path(), 1 << 30);
+    assert_eq!(recovery.torn_tail_bytes.map(|b| b > 0), Some(true));
+    assert_eq!(recovery.records, 4, "the four complete appends are kept");
+    assert_eq!(
+        orders(&journal.oldest(100).unwrap().unwrap()),
+        ["t0", "t1", "t2", "t3"]
+    );
+}
+
+#[test]
+fn a_damaged_record_is_dropped_and_counted_and_the_others_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (journal, _, _) = open(dir.path(), 1 << 30);
+        for order in ["d1", "d2", "d3"] {
+            journal.append(&[conversion(order)]).unwrap();
+        }
+    }
+    // Closed cleanly, so every record is in the database file; change one byte of d2's.
+    let path = dir.path().join("journal.sqlite");
+    let mut bytes = fs::read(&path).unwrap();
+    let marker = b"marker-d2";
+    let at = bytes
+        .windows(marker.len())
+        .position(|window| window == marker)
+        .expect("the record is in the file");
+    bytes[at] ^= 0x20;
+    fs::write(&path, bytes).unwrap();
+
+    let (journal, recovery, metrics) = open(dir.path(), 1 << 30);
+    assert_eq!(recovery.dropped, vec![2]);
+    assert_eq!(recovery.records, 2);
+    assert_eq!(metrics.corrupt_records_total.get(), 1);
+    assert_eq!(orders(&journal.oldest(100).unwrap().unwrap()), ["d1", "d3"]);
+}
+
+#[test]
+fn a_file_sqlite_cannot_read_is_set_aside_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("journal.sqlite"), vec![0xA5; 16 * 1024]).unwrap();
+    let (journal, recovery, _) = open(dir.path(), 1 << 30);
+    assert_eq!(recovery.records, 0);
+    journal.append(&[conversion("after")]).unwrap();
+    let aside = fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().contains("damaged"))
+        .count();
+    assert_eq!(aside, 1, "the damaged file is kept for inspection");
+}
+
+#[test]
+fn a_directory_that_cannot_be_made_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, b"x").unwrap();
+    let result = Journal::open(
+        JournalConfig {
+            dir: file.join("journal"),
+            max_bytes: 1 << 20,
+        },
+        Clock::system(),
+        JournalMetrics::new(&Registry::new()),
+    );
+    assert!(matches!(result, Err(JournalError::CannotOpen { .. })));
+}

@@ -1,0 +1,245 @@
+//! The integration test harness: the real `serve` on a free port, against a private
+//! ClickHouse, one database per test, driven over HTTP.
+
+pub mod api;
+pub mod clickhouse;
+pub mod load;
+pub mod process;
+pub mod proxy;
+
+pub use api::{Api, Network};
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use attributor::clicks::ClickWriterConfig;
+use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
+use ingest::config::{Config, Secret};
+use ingest::dedup::{DedupConfig, LookupConfig};
+use rand::RngCore;
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// Longest a test waits for the journal to reach ClickHouse.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
+pub const CLICK_SECRET: &str = "test-click-secret";
+
+/// A clock the test can move forward.
+#[derive(Clone, Default)]
+pub struct TestClock {
+    offset_seconds: Arc<AtomicI64>,
+}
+
+impl TestClock {
+    pub fn advance(&self, by: time::Duration) {
+        self.offset_seconds
+            .fetch_add(by.whole_seconds(), Ordering::SeqCst);
+    }
+
+    pub fn clock(&self) -> Clock {
+        let offset = Arc::clone(&self.offset_seconds);
+        Clock::from_fn(move || {
+            OffsetDateTime::now_utc() + time::Duration::seconds(offset.load(Ordering::SeqCst))
+        })
+    }
+}
+
+pub struct TestOptions {
+    /// Reuse a database (a restart); default: a fresh one.
+    pub database: Option<String>,
+    /// Reuse a data directory and its journal (a restart of the same node); default: a
+    /// fresh one, removed when the app is dropped.
+    pub data_dir: Option<PathBuf>,
+    /// Talk to ClickHouse through this URL (a proxy); default: the test server.
+    pub clickhouse_url: Option<String>,
+    pub clock: TestClock,
+    pub pipeline: PipelineConfig,
+    pub shipper: ShipperConfig,
+    pub journal_max_bytes: u64,
+    pub shutdown_ship_timeout: Duration,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            database: None,
+            data_dir: None,
+            clickhouse_url: None,
+            clock: TestClock::default(),
+            pipeline: PipelineConfig::default(),
+            // Ships often, so that tests which read ClickHouse wait little for the journal.
+            shipper: ShipperConfig {
+                interval: Duration::from_millis(20),
+                retry_first: Duration::from_millis(20),
+                retry_max: Duration::from_millis(200),
+                ..ShipperConfig::default()
+            },
+            journal_max_bytes: 64 * 1024 * 1024,
+            shutdown_ship_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The real `serve`, in this process, on a free port; dereferences to its [`Api`].
+pub struct TestApp {
+    pub api: Api,
+    /// Owns a data directory the test did not give; removed with the app.
+    _own_data_dir: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(TestOptions::default()).await
+    }
+
+    pub async fn spawn_with(options: TestOptions) -> TestApp {
+        let database = options.database.unwrap_or_else(|| {
+            let mut bytes = [0u8; 6];
+            rand::rng().fill_bytes(&mut bytes);
+            format!("test_{}", attributor::domain::lower_hex(&bytes))
+        });
+        let own_data_dir = match options.data_dir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().unwrap()),
+        };
+        let data_dir = options
+            .data_dir
+            .unwrap_or_else(|| own_data_dir.as_ref().unwrap().path().to_owned());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = Config {
+            store: StoreSettings {
+                url: options.clickhouse_url.unwrap_or_else(clickhouse::url),
+                database: database.clone(),
+                user: "default".into(),
+                password: String::new(),
+            },
+            admin_token: Some(Secret::new(ADMIN_TOKEN)),
+            public_url: base.parse().unwrap(),
+            click_secret: Secret::new(CLICK_SECRET),
+            http_workers: 2,
+            pipeline: options.pipeline,
+            journal: JournalConfig {
+                dir: data_dir.join("journal"),
+                max_bytes: options.journal_max_bytes,
+            },
+            shipper: options.shipper,
+            clicks: ClickWriterConfig {
+                flush_interval: Duration::from_millis(20),
+                ..ClickWriterConfig::default()
+            },
+            lookup: LookupConfig::default(),
+            dedup: DedupConfig {
+                cache_bytes: 8 * 1024 * 1024,
+                bloom_capacity: 10_000,
+            },
+            shutdown_timeout: Duration::from_secs(10),
+            shutdown_ship_timeout: options.shutdown_ship_timeout,
+            clock: options.clock.clock(),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(ingest::serve(config, listener, async {
+                let _ = stopped.await;
+            }))
+        });
+        let app = TestApp {
+            api: Api::new(base, database),
+            _own_data_dir: own_data_dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        app.wait_until_serving().await;
+        app
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns what `serve` returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.stop.take().map(|stop| stop.send(()));
+        let thread = self.thread.take().unwrap();
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Rows of `database` straight from the test ClickHouse, as JSON objects.
+pub async fn clickhouse_rows(database: &str, sql: &str) -> Vec<Value> {
+    clickhouse_rows_at(&clickhouse::url(), database, sql).await
+}
+
+/// Runs a statement that returns nothing (DDL, OPTIMIZE) in `database` of the test
+/// ClickHouse.
+pub async fn clickhouse_execute(database: &str, sql: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/?database={database}", clickhouse::url()))
+        .body(sql.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{sql}: {text}");
+}
+
+/// Rows of `database` straight from the ClickHouse at `url`, as JSON objects.
+pub async fn clickhouse_rows_at(url: &str, database: &str, sql: &str) -> Vec<Value> {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/?database={database}"))
+        .body(format!("{sql} FORMAT JSONEachRow"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{sql}: {text}");
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The sum of a metric's samples whose labels include all of `labels`.
+pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub async fn json_body(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}

@@ -1,0 +1,96 @@
+//! The real `affilync serve` binary as a child process, for what only a process can show:
+//! being killed with SIGKILL in the middle of its work, and starting again on the same data
+//! directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{ADMIN_TOKEN, Api, CLICK_SECRET};
+
+/// How long a start may take before the test fails.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+pub struct ServiceProcess {
+    api: Api,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ServiceProcess {
+    /// Starts `affilync serve` on a free port, on `data_dir` and `database` of
+    /// `clickhouse_url`, shipping every 50 ms, and waits until it serves.
+    pub async fn start(clickhouse_url: &str, database: &str, data_dir: &Path) -> ServiceProcess {
+        fs::create_dir_all(data_dir).unwrap();
+        let log = data_dir.join(format!(
+            "service-{}.log",
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_affilync"))
+            .arg("serve")
+            .env("AFFILYNC_LISTEN", "127.0.0.1:0")
+            .env("AFFILYNC_CLICKHOUSE_URL", clickhouse_url)
+            .env("AFFILYNC_CLICKHOUSE_DATABASE", database)
+            .env("AFFILYNC_DATA_DIR", data_dir)
+            .env("AFFILYNC_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("AFFILYNC_CLICK_SECRET", CLICK_SECRET)
+            .env("AFFILYNC_SHIP_INTERVAL_MS", "50")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting the affilync binary");
+        let base = wait_for_address(&log, START_DEADLINE).await;
+        let api = Api::new(base, database.to_owned());
+        api.wait_until_serving().await;
+        ServiceProcess { api, child, log }
+    }
+
+    /// SIGKILL: no shutdown, no flush, nothing.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// What the process logged.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for ServiceProcess {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address the service logs once it listens (`affilync is serving address=...`).
+async fn wait_for_address(log: &Path, deadline: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if let Some(address) = text
+            .lines()
+            .find_map(|line| line.split("affilync is serving address=").nth(1))
+        {
+            let address = address.split_whitespace().next().unwrap_or(address);
+            return format!("http://{address}");
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "the service did not start within {deadline:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,18 @@
+//! The integration suite: the real `serve` (and, for the kill tests, the real `affilync`
+//! binary) against one private ClickHouse for the whole run, one database per test, driven
+//! over HTTP. One binary, so the server starts once and the helpers compile once.
+
+mod browser_support;
+mod common;
+
+mod attribution;
+mod bad_input;
+mod browser;
+mod catalog_and_clicks;
+mod cross_device;
+mod durability;
+mod golden;
+mod idempotency;
+mod operations;
+mod pixel_script;
+mod tenancy;
