@@ -101,8 +101,17 @@ impl ConversionId {
 
     /// The 128 bits behind the hex digits: a compact key for maps of many conversions.
     pub fn key(&self) -> u128 {
-        u128::from_str_radix(&self.0[Self::PREFIX.len()..], 16)
-            .expect("conversion ids are 32 hex digits")
+        Self::key_of(&self.0).expect("conversion ids are checked when built")
+    }
+
+    /// The key of a conversion id given as text, without building the id; `None` if the
+    /// text is not a conversion id.
+    pub fn key_of(text: &str) -> Option<u128> {
+        let hex = text.strip_prefix(Self::PREFIX)?;
+        if !is_lower_hex(hex, 32) {
+            return None;
+        }
+        u128::from_str_radix(hex, 16).ok()
     }
 
     pub fn parse(text: &str) -> Result<Self, IdError> {

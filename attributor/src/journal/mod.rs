@@ -12,6 +12,7 @@
 
 mod engine;
 mod entry;
+mod group_commit;
 mod pending;
 mod unshipped;
 
@@ -24,7 +25,9 @@ pub use entry::{DecodeError, Decoded, Entry};
 pub use unshipped::Unshipped;
 
 use engine::{Engine, EngineError};
+use group_commit::GroupCommit;
 use pending::{Batch, Pending};
+use unshipped::Indexed;
 
 use crate::clock::Clock;
 use crate::domain::ConversionId;
@@ -69,12 +72,23 @@ pub struct Recovery {
 pub struct Journal {
     engine: Engine,
     config: JournalConfig,
-    /// The next sequence number; held while appending, so appends are in sequence order.
+    /// Appends from all threads, written in groups.
+    commit: GroupCommit<Append, Result<RangeInclusive<u64>, JournalError>>,
+    /// The next sequence number; only the group's writer takes it.
     next_seq: Mutex<u64>,
     pending: Pending,
     unshipped: Unshipped,
     clock: Clock,
     metrics: JournalMetrics,
+}
+
+/// One caller's append, encoded before it joins a group.
+struct Append {
+    encoded: Vec<Vec<u8>>,
+    bytes: u64,
+    /// The conversions among the entries, by offset, as the index keeps them.
+    indexed: Vec<(u64, Indexed)>,
+    journaled_at_ms: u64,
 }
 
 /// Records read for shipping, with the sequence numbers they cover.
@@ -125,10 +139,8 @@ impl Journal {
         let mut next_seq = 1;
         for (seq, bytes, decoded) in &found {
             if let Entry::Conversion(row) = &decoded.entry {
-                unshipped.note(*seq, row);
-                if let Ok(id) = ConversionId::parse(&row.conversion_id) {
-                    dedup_keys.push(id.dedup_key());
-                }
+                unshipped.note(Indexed::of(row).map(|indexed| (*seq, indexed)));
+                dedup_keys.push(row.dedup_key);
             }
             pending.push(Batch {
                 seqs: *seq..=*seq,
@@ -155,6 +167,7 @@ impl Journal {
         let journal = Journal {
             engine,
             config,
+            commit: GroupCommit::new(),
             next_seq: Mutex::new(next_seq),
             pending,
             unshipped,
@@ -165,55 +178,110 @@ impl Journal {
         Ok((journal, recovery))
     }
 
-    /// Writes `entries` durably (one fdatasync for all of them) and returns their sequence
-    /// numbers. Either every entry is journaled or none is.
+    /// Writes `entries` durably and returns their sequence numbers: either every entry is
+    /// journaled or none is. Appends from several threads at once share one fdatasync
+    /// ([`GroupCommit`]).
     pub fn append(&self, entries: &[Entry]) -> Result<RangeInclusive<u64>, JournalError> {
         let journaled_at = self.clock.now();
         let encoded: Vec<Vec<u8>> = entries
             .iter()
             .map(|entry| entry.encode(journaled_at))
             .collect();
-        let bytes: u64 = encoded.iter().map(|value| value.len() as u64).sum();
+        let request = Append {
+            bytes: encoded.iter().map(|value| value.len() as u64).sum(),
+            encoded,
+            indexed: entries
+                .iter()
+                .enumerate()
+                .filter_map(|(offset, entry)| match entry {
+                    Entry::Conversion(row) => Some((offset as u64, Indexed::of(row)?)),
+                    Entry::Click(_) => None,
+                })
+                .collect(),
+            journaled_at_ms: entry::unix_ms(journaled_at),
+        };
+        self.commit.submit(request, |group| self.write(group))
+    }
+
+    /// Writes one group of appends in one transaction; refuses, in order, those that would
+    /// take the journal past its limit.
+    fn write(&self, group: Vec<Append>) -> Vec<Result<RangeInclusive<u64>, JournalError>> {
+        let mut outcomes: Vec<Option<Result<RangeInclusive<u64>, JournalError>>> =
+            (0..group.len()).map(|_| None).collect();
         let mut next_seq = self.next_seq.lock().expect("journal lock poisoned");
-        let pending_bytes = self.pending.bytes();
-        if pending_bytes + bytes > self.config.max_bytes {
-            self.metrics
-                .refusals_total
-                .with_label_values(&["full"])
-                .inc();
-            return Err(JournalError::Full {
-                pending_bytes,
-                max_bytes: self.config.max_bytes,
-            });
+        let mut pending_bytes = self.pending.bytes();
+        let mut accepted = Vec::with_capacity(group.len());
+        let mut seq = *next_seq;
+        for (index, append) in group.into_iter().enumerate() {
+            if pending_bytes + append.bytes > self.config.max_bytes {
+                self.metrics
+                    .refusals_total
+                    .with_label_values(&["full"])
+                    .inc();
+                outcomes[index] = Some(Err(JournalError::Full {
+                    pending_bytes,
+                    max_bytes: self.config.max_bytes,
+                }));
+                continue;
+            }
+            pending_bytes += append.bytes;
+            let seqs = seq..=seq + append.encoded.len() as u64 - 1;
+            seq = seqs.end() + 1;
+            accepted.push((index, seqs, append));
         }
-        let first = *next_seq;
+        let values: Vec<&[u8]> = accepted
+            .iter()
+            .flat_map(|(_, _, append)| append.encoded.iter().map(Vec::as_slice))
+            .collect();
         let started = Instant::now();
-        if let Err(error) = self.engine.append(first, &encoded) {
-            self.metrics
-                .refusals_total
-                .with_label_values(&["unwritable"])
-                .inc();
-            return Err(JournalError::Unwritable(error.to_string()));
-        }
-        self.metrics
-            .append_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics.append_records.observe(entries.len() as f64);
-        let last = first + entries.len() as u64 - 1;
-        *next_seq = last + 1;
-        // Indexed before the lock is let go: the shipper only ships what `pending` lists,
-        // so nothing can be shipped and forgotten before it is noted here.
-        for (seq, entry) in (first..).zip(entries) {
-            if let Entry::Conversion(row) = entry {
-                self.unshipped.note(seq, row);
+        let written = if values.is_empty() {
+            Ok(())
+        } else {
+            self.engine.append(*next_seq, values.iter().copied())
+        };
+        match written {
+            Ok(()) => {
+                if !values.is_empty() {
+                    self.metrics
+                        .append_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    self.metrics.append_records.observe(values.len() as f64);
+                }
+                *next_seq = seq;
+                for (index, seqs, append) in accepted {
+                    // Indexed before the group is answered and before `pending` lists it:
+                    // the shipper only ships what `pending` lists, so nothing can be shipped
+                    // and forgotten before it is noted here.
+                    let first = *seqs.start();
+                    self.unshipped.note(
+                        append
+                            .indexed
+                            .into_iter()
+                            .map(|(offset, indexed)| (first + offset, indexed)),
+                    );
+                    self.pending.push(Batch {
+                        seqs: seqs.clone(),
+                        bytes: append.bytes,
+                        journaled_at_ms: append.journaled_at_ms,
+                    });
+                    outcomes[index] = Some(Ok(seqs));
+                }
+            }
+            Err(error) => {
+                let error = JournalError::Unwritable(error.to_string());
+                for (index, _, _) in accepted {
+                    self.metrics
+                        .refusals_total
+                        .with_label_values(&["unwritable"])
+                        .inc();
+                    outcomes[index] = Some(Err(error.clone()));
+                }
             }
         }
-        self.pending.push(Batch {
-            seqs: first..=last,
-            bytes,
-            journaled_at_ms: entry::unix_ms(journaled_at),
-        });
-        Ok(first..=last)
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every append has an outcome"))
+            .collect()
     }
 
     /// The oldest unshipped records, whole appends of them, up to about `max_records`.

@@ -20,30 +20,32 @@ pub struct Unshipped {
     inner: Mutex<Inner>,
 }
 
+/// Keys derive from what brands choose (order ids); a seeded foldhash keeps them from
+/// colliding on purpose at a fraction of SipHash's cost.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Inner {
     /// Conversion id → sequence number of its latest journaled version.
-    conversions: HashMap<u128, u64>,
+    conversions: Map<u128, u64>,
     /// The latest touch per (brand, e-mail hash) among unshipped conversions.
-    touches: HashMap<(BrandId, EmailHash), (EmailTouch, u64)>,
+    touches: Map<(BrandId, EmailHash), (EmailTouch, u64)>,
 }
 
 impl Unshipped {
-    /// Records a conversion version just journaled under `seq`.
-    pub fn note(&self, seq: u64, row: &ConversionRow) {
-        let Ok(id) = ConversionId::parse(&row.conversion_id) else {
-            return;
-        };
-        let touch = touch_of(row);
+    /// Records conversion versions just journaled, with their sequence numbers.
+    pub(super) fn note(&self, journaled: impl IntoIterator<Item = (u64, Indexed)>) {
         let mut inner = self.lock();
-        let latest = inner.conversions.entry(id.key()).or_insert(seq);
-        *latest = (*latest).max(seq);
-        if let Some(touch) = touch {
-            let key = (touch.brand.clone(), touch.email);
-            match inner.touches.get(&key) {
-                Some((known, _)) if known.click_time > touch.click_time => {}
-                _ => {
-                    inner.touches.insert(key, (touch, seq));
+        for (seq, indexed) in journaled {
+            let latest = inner.conversions.entry(indexed.key).or_insert(seq);
+            *latest = (*latest).max(seq);
+            if let Some(touch) = indexed.touch {
+                let key = (touch.brand.clone(), touch.email);
+                match inner.touches.get(&key) {
+                    Some((known, _)) if known.click_time > touch.click_time => {}
+                    _ => {
+                        inner.touches.insert(key, (touch, seq));
+                    }
                 }
             }
         }
@@ -91,6 +93,22 @@ impl Unshipped {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("unshipped index lock poisoned")
+    }
+}
+
+/// What the index keeps of a conversion version, worked out before the journal's write
+/// lock is taken.
+pub(super) struct Indexed {
+    key: u128,
+    touch: Option<EmailTouch>,
+}
+
+impl Indexed {
+    pub fn of(row: &ConversionRow) -> Option<Indexed> {
+        Some(Indexed {
+            key: ConversionId::key_of(&row.conversion_id)?,
+            touch: touch_of(row),
+        })
     }
 }
 
