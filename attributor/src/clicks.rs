@@ -63,7 +63,10 @@ impl ClickRecorder {
         };
         let thread = std::thread::Builder::new()
             .name("click-journal".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                crate::runtime::run_as_background();
+                writer.run();
+            })
             .expect("spawning the click journal thread");
         (
             ClickRecorder {

@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::journal::{Entry, Journal, ShipBatch};
 use crate::metrics::ShipperMetrics;
-use crate::runtime::spawn_with_runtime;
+use crate::runtime::spawn_background;
 use crate::store::{ClickRow, CommissionRow, ConversionRow, Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl Shipper {
     ) -> Shipper {
         let (stop, stop_requested) = crossbeam_channel::bounded(1);
         let store = store.with_own_pool();
-        let thread = spawn_with_runtime("shipper", move || async move {
+        let thread = spawn_background("shipper", move || async move {
             let shipping = Shipping {
                 config,
                 journal,

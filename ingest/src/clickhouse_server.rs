@@ -19,11 +19,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
 
 /// Runs the server in the background, records its pid, and sends it SIGTERM when our end
-/// of its stdin closes; exits with the server's status.
+/// of its stdin closes; exits with the server's status. The server runs at nice 10: on a
+/// machine it shares with the service, its INSERTs and merges are background work that
+/// should yield to requests.
 const WRAPPER: &str = r#"
 pid_file="$1"; shift
 exec 3<&0
-"$@" </dev/null >/dev/null 2>&1 &
+nice -n 10 "$@" </dev/null >/dev/null 2>&1 &
 server=$!
 echo "$server" > "$pid_file"
 ( read -r _ <&3; kill -TERM "$server" 2>/dev/null ) &

@@ -67,6 +67,9 @@ pub struct Recovery {
     pub dropped: Vec<u64>,
     /// Bytes of an append cut short by a crash (never acknowledged), dropped.
     pub torn_tail_bytes: Option<u64>,
+    /// Whole log frames SQLite did not take back: an append cut short by a crash, or a
+    /// damaged frame and those after it in its segment.
+    pub discarded_frames: u64,
 }
 
 pub struct Journal {
@@ -119,9 +122,6 @@ impl Journal {
             }
         })
         .map_err(cannot_open)?;
-        for &seq in &dropped {
-            engine.delete_through(seq, seq).map_err(cannot_open)?;
-        }
         metrics.corrupt_records_total.inc_by(dropped.len() as u64);
         if let Some(bytes) = report.torn_tail_bytes {
             tracing::warn!(
@@ -129,14 +129,21 @@ impl Journal {
                 "the journal ended in a partial write: the append in progress when the process stopped was never acknowledged and is dropped"
             );
         }
-        if let Some((path, salvaged)) = &report.set_aside {
-            tracing::error!(path = %path.display(), salvaged, "damaged journal file set aside");
+        for (path, frames) in &report.discarded_frames {
+            tracing::warn!(
+                path = %path.display(),
+                frames,
+                "log frames of a journal segment were not taken back: an append cut short by a crash (never acknowledged), or a damaged frame and those after it"
+            );
+        }
+        for (path, salvaged) in &report.set_aside {
+            tracing::error!(path = %path.display(), salvaged, "damaged journal segment set aside");
         }
 
         let unshipped = Unshipped::default();
         let pending = Pending::default();
         let mut dedup_keys = Vec::new();
-        let mut next_seq = 1;
+        let mut next_seq = engine.next_seq_floor();
         for (seq, bytes, decoded) in &found {
             if let Entry::Conversion(row) = &decoded.entry {
                 unshipped.note(Indexed::of(row).map(|indexed| (*seq, indexed)));
@@ -147,13 +154,14 @@ impl Journal {
                 bytes: *bytes,
                 journaled_at_ms: decoded.journaled_at_ms,
             });
-            next_seq = seq + 1;
+            next_seq = next_seq.max(seq + 1);
         }
         let recovery = Recovery {
             records: found.len() as u64,
             dedup_keys,
             dropped,
             torn_tail_bytes: report.torn_tail_bytes,
+            discarded_frames: report.discarded_frames.iter().map(|(_, n)| n).sum(),
         };
         tracing::info!(
             dir = %config.dir.display(),
@@ -311,7 +319,7 @@ impl Journal {
         Ok(Some(ShipBatch { seqs, records }))
     }
 
-    /// ClickHouse has everything in `batch`: forget it, then delete it.
+    /// ClickHouse has everything in `batch`: forget it, then let the engine drop it.
     pub fn release(&self, batch: &ShipBatch) -> Result<(), JournalError> {
         self.unshipped
             .forget_shipped(batch.records.iter().filter_map(|(seq, entry)| match entry {
@@ -319,13 +327,9 @@ impl Journal {
                 Entry::Click(_) => None,
             }));
         self.pending.release_through(*batch.seqs.end());
-        let result = self
-            .engine
-            .delete_through(*batch.seqs.start(), *batch.seqs.end());
-        if self.pending.is_empty() {
-            let _ = self.engine.shrink();
-        }
-        result.map_err(|error| JournalError::Unwritable(error.to_string()))
+        self.engine
+            .release_through(*batch.seqs.end())
+            .map_err(|error| JournalError::Unwritable(error.to_string()))
     }
 
     /// The latest unshipped version of a conversion this node journaled, if any.

@@ -200,13 +200,26 @@ fn a_restart_finds_every_unshipped_record() {
     assert_eq!(orders(&journal.oldest(100).unwrap().unwrap()), ["r2", "r3"]);
 }
 
-/// Copies the journal's files as a kill -9 would leave them: the write-ahead log not yet
-/// folded into the database file.
+/// Copies the journal's files as a kill -9 would leave them: the records still in the
+/// segments' write-ahead logs.
 fn crash_image(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
-    for name in ["journal.sqlite", "journal.sqlite-wal"] {
-        fs::copy(from.join(name), to.join(name)).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
+}
+
+/// The one segment file of a journal, and its write-ahead log.
+fn segment(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let db = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "sqlite"))
+        .expect("a segment");
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    (db, wal.into())
 }
 
 #[test]
@@ -219,7 +232,7 @@ fn an_append_cut_short_by_a_crash_is_dropped_and_the_rest_kept() {
     }
     crash_image(dir.path(), image.path());
     drop(journal);
-    let wal = image.path().join("journal.sqlite-wal");
+    let (_, wal) = segment(image.path());
     let length = fs::metadata(&wal).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
@@ -246,16 +259,17 @@ fn a_damaged_record_is_dropped_and_counted_and_the_others_kept() {
             journal.append(&[conversion(order)]).unwrap();
         }
     }
-    // Closed cleanly, so every record is in the database file; change one byte of d2's.
-    let path = dir.path().join("journal.sqlite");
-    let mut bytes = fs::read(&path).unwrap();
+    // A restart takes the log into the segment's database file; change a byte of d2 there.
+    drop(open(dir.path(), 1 << 30));
+    let (db, _) = segment(dir.path());
+    let mut bytes = fs::read(&db).unwrap();
     let marker = b"marker-d2";
     let at = bytes
         .windows(marker.len())
         .position(|window| window == marker)
         .expect("the record is in the file");
     bytes[at] ^= 0x20;
-    fs::write(&path, bytes).unwrap();
+    fs::write(&db, bytes).unwrap();
 
     let (journal, recovery, metrics) = open(dir.path(), 1 << 30);
     assert_eq!(recovery.dropped, vec![2]);
@@ -265,9 +279,38 @@ fn a_damaged_record_is_dropped_and_counted_and_the_others_kept() {
 }
 
 #[test]
-fn a_file_sqlite_cannot_read_is_set_aside_not_a_crash() {
+fn a_damaged_log_frame_is_reported_and_the_records_before_it_kept() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("journal.sqlite"), vec![0xA5; 16 * 1024]).unwrap();
+    {
+        let (journal, _, _) = open(dir.path(), 1 << 30);
+        for order in ["w1", "w2", "w3"] {
+            journal.append(&[conversion(order)]).unwrap();
+        }
+    }
+    let (_, wal) = segment(dir.path());
+    let mut bytes = fs::read(&wal).unwrap();
+    let marker = b"marker-w2";
+    let at = bytes
+        .windows(marker.len())
+        .position(|window| window == marker)
+        .expect("the record is in the log");
+    bytes[at] ^= 0x20;
+    fs::write(&wal, bytes).unwrap();
+
+    let (journal, recovery, _) = open(dir.path(), 1 << 30);
+    assert!(recovery.discarded_frames > 0, "{recovery:?}");
+    let kept = orders(&journal.oldest(100).unwrap().unwrap());
+    assert_eq!(kept, ["w1"], "SQLite stops at the damaged frame");
+}
+
+#[test]
+fn a_segment_sqlite_cannot_read_is_set_aside_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("segment-00000000000000000001.sqlite"),
+        vec![0xA5; 16 * 1024],
+    )
+    .unwrap();
     let (journal, recovery, _) = open(dir.path(), 1 << 30);
     assert_eq!(recovery.records, 0);
     journal.append(&[conversion("after")]).unwrap();
@@ -277,6 +320,38 @@ fn a_file_sqlite_cannot_read_is_set_aside_not_a_crash() {
         .filter(|entry| entry.file_name().to_string_lossy().contains("damaged"))
         .count();
     assert_eq!(aside, 1, "the damaged file is kept for inspection");
+}
+
+#[test]
+fn shipped_segments_are_removed_and_sequence_numbers_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (journal, _, _) = open(dir.path(), 1 << 30);
+        journal
+            .append(&[conversion("s1"), conversion("s2")])
+            .unwrap();
+        let batch = journal.oldest(100).unwrap().unwrap();
+        journal.release(&batch).unwrap();
+    }
+    // Everything shipped: the next start finds nothing to ship and removes the segment...
+    let (journal, recovery, _) = open(dir.path(), 1 << 30);
+    assert_eq!(recovery.records, 0);
+    let segments = || {
+        fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|entry| {
+                let name = entry.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".sqlite")
+            })
+            .count()
+    };
+    assert_eq!(segments(), 0);
+    // ...and numbers the next records after what was shipped, never over it.
+    assert_eq!(journal.append(&[conversion("s3")]).unwrap(), 3..=3);
+    drop(journal);
+    let (journal, recovery, _) = open(dir.path(), 1 << 30);
+    assert_eq!(recovery.records, 1);
+    assert_eq!(orders(&journal.oldest(100).unwrap().unwrap()), ["s3"]);
 }
 
 #[test]

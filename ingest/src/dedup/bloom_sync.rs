@@ -9,6 +9,7 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use attributor::runtime::spawn_background;
 use attributor::{Store, StoreError};
 use time::OffsetDateTime;
 
@@ -52,16 +53,7 @@ pub async fn start_bloom(
     }
     let filling = Arc::downgrade(&bloom);
     let store = store.with_own_pool();
-    std::thread::Builder::new()
-        .name("bloom-sync".into())
-        .spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("building the bloom sync runtime")
-                .block_on(fill(store, filling, metrics));
-        })
-        .expect("spawning the bloom sync thread");
+    spawn_background("bloom-sync", move || fill(store, filling, metrics));
     Ok(bloom)
 }
 
