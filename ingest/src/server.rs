@@ -86,6 +86,14 @@ pub async fn serve(
         pipeline.clone(),
         http_metrics.clone(),
     ));
+    // What this node acknowledged last before it stopped is answered from memory at once,
+    // however the shipping or ClickHouse fare.
+    for row in recovery.recent_conversions {
+        match attributor::Conversion::try_from(row) {
+            Ok(conversion) => dedup.refresh(Arc::new(conversion)).await,
+            Err(error) => tracing::warn!(%error, "a journaled conversion does not read back"),
+        }
+    }
 
     let state = web::Data::new(AppState {
         store,

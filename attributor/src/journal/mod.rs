@@ -63,6 +63,10 @@ pub struct Recovery {
     pub records: u64,
     /// Dedup keys of the conversions among them, for the bloom filter.
     pub dedup_keys: Vec<u64>,
+    /// The latest version of the most recently journaled of them (at most
+    /// `RECENT_CONVERSIONS_KEPT`), oldest first: for the dedup cache, so that a replay
+    /// right after a restart is answered from memory, whether or not ClickHouse is there.
+    pub recent_conversions: Vec<ConversionRow>,
     /// Damaged records dropped, by sequence number.
     pub dropped: Vec<u64>,
     /// Bytes of an append cut short by a crash (never acknowledged), dropped.
@@ -71,6 +75,9 @@ pub struct Recovery {
     /// damaged frame and those after it in its segment.
     pub discarded_frames: u64,
 }
+
+/// How many recovered conversions are handed back for the dedup cache.
+const RECENT_CONVERSIONS_KEPT: usize = 30_000;
 
 pub struct Journal {
     engine: Engine,
@@ -143,11 +150,16 @@ impl Journal {
         let unshipped = Unshipped::default();
         let pending = Pending::default();
         let mut dedup_keys = Vec::new();
+        let mut recent = std::collections::VecDeque::new();
         let mut next_seq = engine.next_seq_floor();
         for (seq, bytes, decoded) in &found {
             if let Entry::Conversion(row) = &decoded.entry {
                 unshipped.note(Indexed::of(row).map(|indexed| (*seq, indexed)));
                 dedup_keys.push(row.dedup_key);
+                if recent.len() == RECENT_CONVERSIONS_KEPT {
+                    recent.pop_front();
+                }
+                recent.push_back(row.clone());
             }
             pending.push(Batch {
                 seqs: *seq..=*seq,
@@ -159,6 +171,7 @@ impl Journal {
         let recovery = Recovery {
             records: found.len() as u64,
             dedup_keys,
+            recent_conversions: recent.into(),
             dropped,
             torn_tail_bytes: report.torn_tail_bytes,
             discarded_frames: report.discarded_frames.iter().map(|(_, n)| n).sum(),

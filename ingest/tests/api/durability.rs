@@ -317,6 +317,8 @@ async fn a_full_journal_refuses_until_shipping_frees_it() {
     let net = app.network().await;
     let click = app.click(&net.link_url).await;
     app.drain().await;
+    // New orders need no look-up once the bloom filter is seeded: until then they do.
+    app.wait_until_bloom_seeded().await;
     proxy.cut();
     let mut answers = std::collections::HashMap::new();
     let mut full = None;
