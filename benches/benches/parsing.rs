@@ -10,7 +10,7 @@ use std::hint::black_box;
 use affilync_benches::Network;
 use attributor::domain::Source;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ingest::request::{ConversionInput, repair_postback_query};
+use ingest::request::{ConversionInput, QueryPairs, repair_postback_query};
 
 enum Report {
     Track(Vec<u8>),
@@ -24,10 +24,8 @@ impl Report {
             Report::Track(body) => ConversionInput::from_json(body).expect("a valid body"),
             Report::Postback(query) => {
                 let query = repair_postback_query(query);
-                let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-                    .into_owned()
-                    .collect();
-                ConversionInput::from_pairs(pairs.into_iter().map(|(k, v)| (k.into(), v.into())))
+                let pairs = QueryPairs::parse(query.as_bytes()).expect("a valid query");
+                ConversionInput::from_pairs(&pairs)
             }
         }
     }

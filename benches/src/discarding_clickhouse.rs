@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
+use attributor::store::StoreTimeouts;
 use attributor::{Store, StoreSettings};
 
 /// Bodies up to this size are read in full before the answer; far above any bench batch.
@@ -52,6 +53,7 @@ impl DiscardingClickHouse {
             database: "bench".into(),
             user: "default".into(),
             password: String::new(),
+            timeouts: StoreTimeouts::default(),
         })
     }
 }

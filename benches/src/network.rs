@@ -8,7 +8,7 @@ use attributor::domain::{
     LinkId, Source,
 };
 use attributor::pipeline::{Touch, attribute};
-use attributor::store::CatalogSnapshot;
+use attributor::store::{CatalogSnapshot, StoreTimeouts};
 use attributor::{Conversion, NewConversion, Store, StoreSettings};
 use ingest::request::ConversionInput;
 use time::OffsetDateTime;
@@ -76,7 +76,7 @@ impl Network {
             links: vec![self.link.clone()],
             api_keys: Vec::new(),
         };
-        Catalog::from_snapshot(store, snapshot)
+        Catalog::from_snapshot(store, snapshot, attributor::Clock::system())
     }
 
     /// A 99.99 USD sale credited to this network's click, checked as the track endpoint
@@ -130,5 +130,6 @@ pub fn unreachable_store() -> Store {
         database: "bench".into(),
         user: "default".into(),
         password: String::new(),
+        timeouts: StoreTimeouts::default(),
     })
 }

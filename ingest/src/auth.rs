@@ -8,6 +8,7 @@ use attributor::catalog::Principal;
 use attributor::domain::BrandId;
 
 use crate::error::ApiError;
+use crate::request::QueryPairs;
 use crate::state::AppState;
 
 /// Where a key may be presented.
@@ -22,10 +23,11 @@ pub async fn principal(
     state: &AppState,
     from: KeyFrom,
 ) -> Result<Principal, ApiError> {
-    let key = bearer(request).or_else(|| match from {
-        KeyFrom::HeaderOrQuery => query_key(request),
-        KeyFrom::Header => None,
-    });
+    let key = match (bearer(request), from) {
+        (Some(key), _) => Some(key),
+        (None, KeyFrom::HeaderOrQuery) => query_key(request)?,
+        (None, KeyFrom::Header) => None,
+    };
     let key = key.ok_or_else(|| {
         ApiError::Unauthorized(match from {
             KeyFrom::Header => "an API key is required: Authorization: Bearer <key>".into(),
@@ -37,7 +39,6 @@ pub async fn principal(
     state
         .catalog
         .principal_for_key(&key)
-        .await?
         .ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))
 }
 
@@ -85,10 +86,12 @@ fn bearer(request: &HttpRequest) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
-fn query_key(request: &HttpRequest) -> Option<String> {
-    url::form_urlencoded::parse(request.query_string().as_bytes())
-        .find(|(name, value)| name == "api_key" && !value.is_empty())
-        .map(|(_, value)| value.into_owned())
+fn query_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let pairs = QueryPairs::parse(request.query_string().as_bytes())?;
+    Ok(pairs
+        .first("api_key")
+        .filter(|key| !key.is_empty())
+        .map(str::to_owned))
 }
 
 /// Compares without an early exit, so response time says nothing about the token.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use attributor::clicks::ClickWriterConfig;
+use attributor::store::StoreTimeouts;
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
@@ -70,8 +71,10 @@ pub struct StoreArgs {
     /// Database, created and migrated at start.
     #[arg(long, env = "AFFILYNC_CLICKHOUSE_DATABASE", default_value = "affilync")]
     pub clickhouse_database: String,
+    /// ClickHouse user.
     #[arg(long, env = "AFFILYNC_CLICKHOUSE_USER", default_value = "default")]
     pub clickhouse_user: String,
+    /// ClickHouse password.
     #[arg(
         long,
         env = "AFFILYNC_CLICKHOUSE_PASSWORD",
@@ -79,6 +82,29 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub clickhouse_password: Secret,
+    /// Longest wait, in ms, for a ClickHouse query someone waits on (look-ups, listings,
+    /// catalog reads); past it the answer is 503.
+    #[arg(
+        long,
+        env = "AFFILYNC_CLICKHOUSE_READ_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub clickhouse_read_timeout_ms: u64,
+    /// Longest wait, in ms, for a ClickHouse INSERT (shipping, admin creates).
+    #[arg(
+        long,
+        env = "AFFILYNC_CLICKHOUSE_WRITE_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub clickhouse_write_timeout_ms: u64,
+    /// Longest wait, in ms, for work on whole tables (migrations, loading the catalog,
+    /// seeding the dedup bloom filter).
+    #[arg(
+        long,
+        env = "AFFILYNC_CLICKHOUSE_BULK_TIMEOUT_MS",
+        default_value_t = 300_000
+    )]
+    pub clickhouse_bulk_timeout_ms: u64,
     /// Managed ClickHouse data and local state: the journal, the generated click secret.
     #[arg(long, env = "AFFILYNC_DATA_DIR", default_value = "./var")]
     pub data_dir: PathBuf,
@@ -126,6 +152,10 @@ pub struct ServeArgs {
     /// Most journal records one shipment takes.
     #[arg(long, env = "AFFILYNC_SHIP_MAX_RECORDS", default_value_t = 100_000)]
     pub ship_max_records: usize,
+    /// How often, in ms, each node reads the brands, affiliates, campaigns, links and keys
+    /// other nodes created (a key made on one node works on the others from then on).
+    #[arg(long, env = "AFFILYNC_CATALOG_REFRESH_MS", default_value_t = 2_000)]
+    pub catalog_refresh_ms: u64,
     /// Memory for the cache of recently seen conversions answering replays.
     #[arg(long, env = "AFFILYNC_DEDUP_CACHE_MB", default_value_t = 64)]
     pub dedup_cache_mb: u64,
@@ -148,6 +178,8 @@ pub struct Config {
     pub clicks: ClickWriterConfig,
     pub dedup: DedupConfig,
     pub lookup: LookupConfig,
+    /// How often the catalog reads what other nodes created.
+    pub catalog_refresh: Duration,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_timeout: Duration,
     /// How long the shipper may keep shipping at shutdown; what is left waits in the
@@ -201,6 +233,7 @@ impl ServeArgs {
                 bloom_capacity: self.bloom_capacity,
             },
             lookup: LookupConfig::default(),
+            catalog_refresh: Duration::from_millis(self.catalog_refresh_ms),
             shutdown_timeout: Duration::from_secs(30),
             shutdown_ship_timeout: Duration::from_secs(10),
             clock: Clock::system(),
@@ -215,6 +248,11 @@ impl StoreArgs {
             database: self.clickhouse_database.clone(),
             user: self.clickhouse_user.clone(),
             password: self.clickhouse_password.expose().to_owned(),
+            timeouts: StoreTimeouts {
+                read: Duration::from_millis(self.clickhouse_read_timeout_ms),
+                write: Duration::from_millis(self.clickhouse_write_timeout_ms),
+                bulk: Duration::from_millis(self.clickhouse_bulk_timeout_ms),
+            },
         }
     }
 }

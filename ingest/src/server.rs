@@ -10,7 +10,9 @@ use anyhow::Context;
 use attributor::catalog::Catalog;
 use attributor::clicks::ClickRecorder;
 use attributor::domain::ClickSigner;
-use attributor::metrics::{ClickMetrics, JournalMetrics, PipelineMetrics, ShipperMetrics};
+use attributor::metrics::{
+    CatalogMetrics, ClickMetrics, JournalMetrics, PipelineMetrics, ShipperMetrics,
+};
 use attributor::{Journal, Pipeline, PipelineParts, Shipper, Store};
 use prometheus::Registry;
 
@@ -35,12 +37,13 @@ pub async fn serve(
         .with_context(|| format!("connecting to ClickHouse at {}", config.store.url))?;
     store.migrate().await.context("applying migrations")?;
     let catalog = Arc::new(
-        Catalog::load(store.clone())
+        Catalog::load(store.clone(), config.clock.clone())
             .await
             .context("loading the catalog")?,
     );
 
     let registry = Registry::new();
+    catalog.keep_refreshed(config.catalog_refresh, CatalogMetrics::new(&registry));
     let pipeline_metrics = PipelineMetrics::new(&registry);
     let http_metrics = HttpMetrics::new(&registry);
     let (journal, recovery) = Journal::open(

@@ -7,6 +7,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use attributor::store::StoreTimeouts;
 use attributor::{Store, StoreSettings};
 use tokio::sync::mpsc;
 
@@ -41,6 +42,7 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
         database: c.clickhouse_database.clone(),
         user: c.clickhouse_user.clone(),
         password: c.clickhouse_password.clone(),
+        timeouts: StoreTimeouts::default(),
     };
     let store = Store::connect(&settings)
         .await

@@ -1,13 +1,15 @@
 //! The network's brands, affiliates, campaigns, links and API keys. They live in ClickHouse
 //! and are held in memory: loaded whole at start, updated on every create made through this
-//! node, and looked up in ClickHouse when another node created something this one has not
-//! seen. Misses are remembered briefly so that unknown keys and links, which anyone on the
-//! internet can send, cannot turn into a query each.
+//! node, and refreshed every few seconds with what other nodes created ([`Catalog::refresh`]).
+//! Look-ups never go to ClickHouse: an unknown key or link, which anyone on the internet can
+//! send, costs a hash-map probe, however many there are and however slow ClickHouse is. What
+//! another node created is known here from its next refresh on.
 
 mod model;
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -19,11 +21,15 @@ use time::OffsetDateTime;
 
 pub use model::{Affiliate, ApiKey, Brand, Campaign, Link, Principal};
 
+use crate::clock::Clock;
 use crate::domain::{AffiliateId, BrandId, CampaignId, LinkId, lower_hex};
+use crate::metrics::CatalogMetrics;
+use crate::runtime::spawn_background;
 use crate::store::{CatalogSnapshot, Store, StoreError};
 
-/// How long "no such key / link" is believed before ClickHouse is asked again.
-const MISS_TTL: Duration = Duration::from_secs(5);
+/// Each refresh reads back this far before the newest version it has seen: a row another
+/// node wrote with a clock a little behind this node's still arrives.
+const REFRESH_OVERLAP: Duration = Duration::from_secs(60);
 
 /// A link with the campaign it belongs to: everything attribution and the redirect need.
 #[derive(Debug, Clone)]
@@ -39,7 +45,9 @@ pub struct Catalog {
     campaigns: Table<CampaignId, Campaign>,
     links: Table<LinkId, Link>,
     keys: Table<String, ApiKey>,
-    misses: moka::sync::Cache<String, ()>,
+    /// The newest row version read from ClickHouse.
+    newest_version: AtomicU64,
+    clock: Clock,
 }
 
 struct Table<K, V>(RwLock<HashMap<K, Arc<V>>>);
@@ -80,8 +88,8 @@ pub struct NewCampaign {
 }
 
 impl Catalog {
-    pub async fn load(store: Store) -> Result<Self, StoreError> {
-        let snapshot = store.load_catalog().await?;
+    pub async fn load(store: Store, clock: Clock) -> Result<Self, StoreError> {
+        let (snapshot, newest_version) = store.load_catalog_changed_since(0).await?;
         tracing::info!(
             brands = snapshot.brands.len(),
             campaigns = snapshot.campaigns.len(),
@@ -89,12 +97,16 @@ impl Catalog {
             api_keys = snapshot.api_keys.len(),
             "catalog loaded"
         );
-        Ok(Self::from_snapshot(store, snapshot))
+        let catalog = Self::from_snapshot(store, snapshot, clock);
+        catalog
+            .newest_version
+            .store(newest_version, Ordering::Release);
+        Ok(catalog)
     }
 
-    /// A catalog holding `snapshot`; what it does not hold is looked up in `store`, on
-    /// connections of the asking thread's own (the catalog is asked from many runtimes).
-    pub fn from_snapshot(store: Store, snapshot: CatalogSnapshot) -> Self {
+    /// A catalog holding `snapshot`; creates and refreshes go to `store`, on connections of
+    /// the asking thread's own (the catalog is used from many runtimes).
+    pub fn from_snapshot(store: Store, snapshot: CatalogSnapshot, clock: Clock) -> Self {
         Self {
             store: store.unpooled(),
             brands: Table::new(snapshot.brands.into_iter().map(|b| (b.id.clone(), b))),
@@ -102,11 +114,64 @@ impl Catalog {
             campaigns: Table::new(snapshot.campaigns.into_iter().map(|c| (c.id.clone(), c))),
             links: Table::new(snapshot.links.into_iter().map(|l| (l.id.clone(), l))),
             keys: Table::new(snapshot.api_keys.into_iter().map(|k| (k.hash.clone(), k))),
-            misses: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(MISS_TTL)
-                .build(),
+            newest_version: AtomicU64::new(0),
+            clock,
         }
+    }
+
+    /// Refreshes the catalog every `every` on a background thread, until the catalog is
+    /// dropped.
+    pub fn keep_refreshed(self: &Arc<Self>, every: Duration, metrics: CatalogMetrics) {
+        let catalog = Arc::downgrade(self);
+        spawn_background("catalog-refresh", move || async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(catalog) = catalog.upgrade() else {
+                    return;
+                };
+                let outcome = match catalog.refresh().await {
+                    Ok(_) => "ok",
+                    Err(error) => {
+                        tracing::warn!(%error, "refreshing the catalog failed");
+                        "failed"
+                    }
+                };
+                metrics.refreshes_total.with_label_values(&[outcome]).inc();
+            }
+        });
+    }
+
+    /// Reads what changed in ClickHouse since the last refresh (what other nodes created)
+    /// into memory; returns how many rows it read.
+    pub async fn refresh(&self) -> Result<usize, StoreError> {
+        let overlap = u64::try_from(REFRESH_OVERLAP.as_micros()).unwrap_or(u64::MAX);
+        let since = self
+            .newest_version
+            .load(Ordering::Acquire)
+            .saturating_sub(overlap);
+        let (changed, newest) = self.store.load_catalog_changed_since(since).await?;
+        let rows = changed.brands.len()
+            + changed.affiliates.len()
+            + changed.campaigns.len()
+            + changed.links.len()
+            + changed.api_keys.len();
+        for brand in changed.brands {
+            self.brands.put(brand.id.clone(), brand);
+        }
+        for affiliate in changed.affiliates {
+            self.affiliates.put(affiliate.id.clone(), affiliate);
+        }
+        for campaign in changed.campaigns {
+            self.campaigns.put(campaign.id.clone(), campaign);
+        }
+        for link in changed.links {
+            self.links.put(link.id.clone(), link);
+        }
+        for key in changed.api_keys {
+            self.keys.put(key.hash.clone(), key);
+        }
+        self.newest_version.fetch_max(newest, Ordering::AcqRel);
+        Ok(rows)
     }
 
     pub fn brand(&self, id: &BrandId) -> Option<Arc<Brand>> {
@@ -117,62 +182,29 @@ impl Catalog {
         self.affiliates.get(id)
     }
 
-    pub async fn campaign(&self, id: &CampaignId) -> Result<Option<Arc<Campaign>>, StoreError> {
-        if let Some(campaign) = self.campaigns.get(id) {
-            return Ok(Some(campaign));
-        }
-        let found = self.store.find_campaign(id).await?;
-        Ok(found.map(|campaign| self.campaigns.put(id.clone(), campaign)))
+    pub fn campaign(&self, id: &CampaignId) -> Option<Arc<Campaign>> {
+        self.campaigns.get(id)
     }
 
-    /// The link and its campaign, or `None` if no such link exists anywhere.
-    pub async fn resolve_link(&self, id: &LinkId) -> Result<Option<ResolvedLink>, StoreError> {
-        let link = match self.links.get(id) {
-            Some(link) => link,
-            None => {
-                let miss_key = format!("link:{id}");
-                if self.misses.contains_key(&miss_key) {
-                    return Ok(None);
-                }
-                match self.store.find_link(id).await? {
-                    Some(link) => self.links.put(id.clone(), link),
-                    None => {
-                        self.misses.insert(miss_key, ());
-                        return Ok(None);
-                    }
-                }
-            }
-        };
-        let Some(campaign) = self.campaign(&link.campaign).await? else {
-            return Ok(None);
-        };
-        Ok(Some(ResolvedLink { link, campaign }))
+    /// The link and its campaign, or `None` if this node knows no such link.
+    pub fn resolve_link(&self, id: &LinkId) -> Option<ResolvedLink> {
+        let link = self.links.get(id)?;
+        let campaign = self.campaigns.get(&link.campaign)?;
+        Some(ResolvedLink { link, campaign })
     }
 
-    /// Who a presented API key speaks for, or `None` for a key that does not exist.
-    pub async fn principal_for_key(&self, key: &str) -> Result<Option<Principal>, StoreError> {
-        let hash = hash_key(key);
-        if let Some(found) = self.keys.get(&hash) {
-            return Ok(Some(found.principal.clone()));
-        }
-        let miss_key = format!("key:{hash}");
-        if self.misses.contains_key(&miss_key) {
-            return Ok(None);
-        }
-        match self.store.find_api_key(&hash).await? {
-            Some(found) => Ok(Some(self.keys.put(hash, found).principal.clone())),
-            None => {
-                self.misses.insert(miss_key, ());
-                Ok(None)
-            }
-        }
+    /// Who a presented API key speaks for, or `None` for a key this node does not know.
+    pub fn principal_for_key(&self, key: &str) -> Option<Principal> {
+        self.keys
+            .get(&hash_key(key))
+            .map(|found| found.principal.clone())
     }
 
     pub async fn create_brand(&self, name: String) -> Result<Arc<Brand>, StoreError> {
         let brand = Brand {
             id: BrandId::generate(),
             name,
-            created_at: now_seconds(),
+            created_at: seconds(self.clock.now()),
         };
         self.store.insert_brand(&brand).await?;
         Ok(self.brands.put(brand.id.clone(), brand))
@@ -182,7 +214,7 @@ impl Catalog {
         let affiliate = Affiliate {
             id: AffiliateId::generate(),
             name,
-            created_at: now_seconds(),
+            created_at: seconds(self.clock.now()),
         };
         self.store.insert_affiliate(&affiliate).await?;
         Ok(self.affiliates.put(affiliate.id.clone(), affiliate))
@@ -197,7 +229,7 @@ impl Catalog {
             currency: new.currency,
             cookie_window_days: new.cookie_window_days,
             commission: new.commission,
-            created_at: now_seconds(),
+            created_at: seconds(self.clock.now()),
         };
         self.store.insert_campaign(&campaign).await?;
         Ok(self.campaigns.put(campaign.id.clone(), campaign))
@@ -213,10 +245,9 @@ impl Catalog {
             campaign: campaign.id.clone(),
             affiliate,
             brand: campaign.brand.clone(),
-            created_at: now_seconds(),
+            created_at: seconds(self.clock.now()),
         };
         self.store.insert_link(&link).await?;
-        self.misses.invalidate(&format!("link:{}", link.id));
         Ok(self.links.put(link.id.clone(), link))
     }
 
@@ -229,10 +260,9 @@ impl Catalog {
             hash: hash_key(&key),
             prefix: key[..10].to_owned(),
             principal,
-            created_at: now_seconds(),
+            created_at: seconds(self.clock.now()),
         };
         self.store.insert_api_key(&record).await?;
-        self.misses.invalidate(&format!("key:{}", record.hash));
         self.keys.put(record.hash.clone(), record);
         Ok(key)
     }
@@ -244,7 +274,6 @@ fn hash_key(key: &str) -> String {
 
 /// ClickHouse DateTime has second precision; catalog times are truncated to match what
 /// a reload would read back.
-fn now_seconds() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
+fn seconds(now: OffsetDateTime) -> OffsetDateTime {
     now.replace_nanosecond(0).unwrap_or(now)
 }

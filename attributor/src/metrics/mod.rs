@@ -2,11 +2,13 @@
 //! the registry the service exposes at /metrics. Label values are closed sets, listed
 //! beside each metric.
 
+mod catalog;
 mod clicks;
 mod journal;
 mod pipeline;
 mod shipper;
 
+pub use catalog::CatalogMetrics;
 pub use clicks::ClickMetrics;
 pub use journal::JournalMetrics;
 pub use pipeline::PipelineMetrics;

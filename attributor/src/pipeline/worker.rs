@@ -134,7 +134,7 @@ impl<T: TouchSource> Worker<T> {
         now: OffsetDateTime,
     ) -> Result<Touch, PipelineError> {
         if let Some(click) = &conversion.click {
-            let resolved = self.resolve(click.id.link()).await?;
+            let resolved = self.resolve(click.id.link())?;
             if resolved.link.brand != conversion.brand {
                 return Err(PipelineError::ClickOfAnotherBrand);
             }
@@ -157,7 +157,7 @@ impl<T: TouchSource> Worker<T> {
             .flatten()
             .max_by_key(|touch| touch.click_time)
             .ok_or(PipelineError::NoMatchingTouch)?;
-        let resolved = self.resolve(&touch.link).await?;
+        let resolved = self.resolve(&touch.link)?;
         if now - touch.click_time > resolved.campaign.cookie_window() {
             return Err(PipelineError::NoMatchingTouch);
         }
@@ -169,10 +169,9 @@ impl<T: TouchSource> Worker<T> {
         })
     }
 
-    async fn resolve(&self, link: &LinkId) -> Result<ResolvedLink, PipelineError> {
+    fn resolve(&self, link: &LinkId) -> Result<ResolvedLink, PipelineError> {
         self.catalog
             .resolve_link(link)
-            .await?
             .ok_or(PipelineError::UnknownClick)
     }
 

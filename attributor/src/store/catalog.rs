@@ -4,6 +4,7 @@ use clickhouse::{Row, RowOwned, RowRead, RowWrite};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::deadline::Exchange;
 use super::{Store, StoreError};
 use crate::catalog::{Affiliate, ApiKey, Brand, Campaign, Link, Principal};
 use crate::commission::CommissionRules;
@@ -157,17 +158,64 @@ impl TryFrom<ApiKeyRow> for ApiKey {
     }
 }
 
+/// Catalog rows carry a version (microseconds of their last change); a refresh reads the
+/// rows changed since a version.
+trait Versioned {
+    fn version(&self) -> u64;
+}
+
+macro_rules! versioned {
+    ($($row:ty),+) => {
+        $(impl Versioned for $row {
+            fn version(&self) -> u64 {
+                self.version
+            }
+        })+
+    };
+}
+
+versioned!(BrandRow, AffiliateRow, CampaignRow, LinkRow, ApiKeyRow);
+
+impl CatalogSnapshot {
+    pub fn is_empty(&self) -> bool {
+        self.brands.is_empty()
+            && self.affiliates.is_empty()
+            && self.campaigns.is_empty()
+            && self.links.is_empty()
+            && self.api_keys.is_empty()
+    }
+}
+
 impl Store {
     pub async fn load_catalog(&self) -> Result<CatalogSnapshot, StoreError> {
-        Ok(CatalogSnapshot {
-            brands: self.load_all::<BrandRow, Brand>("brands").await?,
-            affiliates: self
-                .load_all::<AffiliateRow, Affiliate>("affiliates")
+        Ok(self.load_catalog_changed_since(0).await?.0)
+    }
+
+    /// Every catalog row whose version is at least `since`, and the highest version read
+    /// (`since` if none).
+    pub async fn load_catalog_changed_since(
+        &self,
+        since: u64,
+    ) -> Result<(CatalogSnapshot, u64), StoreError> {
+        let mut latest = since;
+        let snapshot = CatalogSnapshot {
+            brands: self
+                .load_changed::<BrandRow, _>("brands", since, &mut latest)
                 .await?,
-            campaigns: self.load_all::<CampaignRow, Campaign>("campaigns").await?,
-            links: self.load_all::<LinkRow, Link>("links").await?,
-            api_keys: self.load_all::<ApiKeyRow, ApiKey>("api_keys").await?,
-        })
+            affiliates: self
+                .load_changed::<AffiliateRow, _>("affiliates", since, &mut latest)
+                .await?,
+            campaigns: self
+                .load_changed::<CampaignRow, _>("campaigns", since, &mut latest)
+                .await?,
+            links: self
+                .load_changed::<LinkRow, _>("links", since, &mut latest)
+                .await?,
+            api_keys: self
+                .load_changed::<ApiKeyRow, _>("api_keys", since, &mut latest)
+                .await?,
+        };
+        Ok((snapshot, latest))
     }
 
     pub async fn insert_brand(&self, brand: &Brand) -> Result<(), StoreError> {
@@ -248,54 +296,31 @@ impl Store {
         .await
     }
 
-    /// A link created on another node, looked up when this node has not seen it.
-    pub async fn find_link(&self, id: &LinkId) -> Result<Option<Link>, StoreError> {
-        self.find_one::<LinkRow, Link>("links", "link_id", id.as_str())
-            .await
-    }
-
-    pub async fn find_campaign(&self, id: &CampaignId) -> Result<Option<Campaign>, StoreError> {
-        self.find_one::<CampaignRow, Campaign>("campaigns", "campaign_id", id.as_str())
-            .await
-    }
-
-    pub async fn find_api_key(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.find_one::<ApiKeyRow, ApiKey>("api_keys", "key_hash", hash)
-            .await
-    }
-
-    async fn load_all<R, T>(&self, table: &str) -> Result<Vec<T>, StoreError>
-    where
-        R: RowOwned + RowRead,
-        T: TryFrom<R, Error = StoreError>,
-    {
-        let rows = self
-            .client
-            .query(&format!("SELECT ?fields FROM {table} FINAL"))
-            .fetch_all::<R>()
-            .await?;
-        rows.into_iter().map(T::try_from).collect()
-    }
-
-    async fn find_one<R, T>(
+    async fn load_changed<R, T>(
         &self,
         table: &str,
-        column: &str,
-        id: &str,
-    ) -> Result<Option<T>, StoreError>
+        since: u64,
+        latest: &mut u64,
+    ) -> Result<Vec<T>, StoreError>
     where
-        R: RowOwned + RowRead,
+        R: RowOwned + RowRead + Versioned,
         T: TryFrom<R, Error = StoreError>,
     {
-        let row = self
-            .client
-            .query(&format!(
-                "SELECT ?fields FROM {table} FINAL WHERE {column} = ?"
-            ))
-            .bind(id)
-            .fetch_optional::<R>()
+        let sql = format!("SELECT ?fields FROM {table} FINAL WHERE version >= ?");
+        let kind = if since == 0 {
+            Exchange::Bulk
+        } else {
+            Exchange::Read
+        };
+        let rows = self
+            .within(
+                kind,
+                "catalog read",
+                self.client.query(&sql).bind(since).fetch_all::<R>(),
+            )
             .await?;
-        row.map(T::try_from).transpose()
+        *latest = rows.iter().map(Versioned::version).fold(*latest, u64::max);
+        rows.into_iter().map(T::try_from).collect()
     }
 
     async fn insert_one<R: RowOwned + RowWrite>(

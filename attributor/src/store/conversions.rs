@@ -3,6 +3,7 @@
 use clickhouse::Row;
 use serde::Deserialize;
 
+use super::deadline::Exchange;
 use super::rows::{CommissionRow, ConversionRow};
 use super::{Store, StoreError};
 use crate::conversion::Conversion;
@@ -50,26 +51,34 @@ impl Store {
         // `IN (SELECT arrayJoin(?))` rather than `IN ?`: servers before 19 do not take an
         // array literal on the right of IN, and the set still narrows the primary key.
         let existing = self
-            .client
-            .query(
-                "SELECT DISTINCT conversion_id FROM conversions \
-                 WHERE conversion_id IN (SELECT arrayJoin(?))",
+            .within(
+                Exchange::Read,
+                "look-up by id",
+                self.client
+                    .query(
+                        "SELECT DISTINCT conversion_id FROM conversions \
+                         WHERE conversion_id IN (SELECT arrayJoin(?))",
+                    )
+                    .bind(ids)
+                    .fetch_all::<Id>(),
             )
-            .bind(ids)
-            .fetch_all::<Id>()
             .await?;
         if existing.is_empty() {
             return Ok(Vec::new());
         }
         let existing: Vec<String> = existing.into_iter().map(|row| row.conversion_id).collect();
         let rows = self
-            .client
-            .query(
-                "SELECT ?fields FROM conversions FINAL \
-                 WHERE conversion_id IN (SELECT arrayJoin(?))",
+            .within(
+                Exchange::Read,
+                "look-up by id",
+                self.client
+                    .query(
+                        "SELECT ?fields FROM conversions FINAL \
+                         WHERE conversion_id IN (SELECT arrayJoin(?))",
+                    )
+                    .bind(existing)
+                    .fetch_all::<ConversionRow>(),
             )
-            .bind(existing)
-            .fetch_all::<ConversionRow>()
             .await?;
         rows.into_iter().map(Conversion::try_from).collect()
     }
@@ -82,16 +91,19 @@ impl Store {
     /// Calls `each` with the dedup key of every stored conversion version (versions of one
     /// conversion share a key, which a bloom filter does not mind); returns how many.
     pub async fn for_each_dedup_key(&self, mut each: impl FnMut(u64)) -> Result<u64, StoreError> {
-        let mut cursor = self
-            .client
-            .query("SELECT dedup_key FROM conversions")
-            .fetch::<DedupKey>()?;
-        let mut seen = 0;
-        while let Some(row) = cursor.next().await? {
-            each(row.dedup_key);
-            seen += 1;
-        }
-        Ok(seen)
+        self.within(Exchange::Bulk, "dedup key scan", async {
+            let mut cursor = self
+                .client
+                .query("SELECT dedup_key FROM conversions")
+                .fetch::<DedupKey>()?;
+            let mut seen = 0;
+            while let Some(row) = cursor.next().await? {
+                each(row.dedup_key);
+                seen += 1;
+            }
+            Ok::<u64, clickhouse::error::Error>(seen)
+        })
+        .await
     }
 }
 
@@ -99,9 +111,13 @@ impl Store {
     /// Rows in the conversions table, versions included; sizes the dedup bloom filter.
     pub async fn count_conversion_versions(&self) -> Result<u64, StoreError> {
         let count = self
-            .client
-            .query("SELECT count() AS total FROM conversions")
-            .fetch_one::<Count>()
+            .within(
+                Exchange::Bulk,
+                "count of stored versions",
+                self.client
+                    .query("SELECT count() AS total FROM conversions")
+                    .fetch_one::<Count>(),
+            )
             .await?;
         Ok(count.total)
     }

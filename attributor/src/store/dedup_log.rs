@@ -4,6 +4,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::deadline::Exchange;
 use super::{Store, StoreError};
 
 #[derive(Row, Deserialize)]
@@ -26,9 +27,13 @@ impl Store {
     /// ClickHouse's clock, in unix seconds: the log's timestamps are read by it.
     pub async fn server_now(&self) -> Result<u32, StoreError> {
         let row = self
-            .client
-            .query("SELECT toUInt32(now()) AS now")
-            .fetch_one::<Now>()
+            .within(
+                Exchange::Read,
+                "clock query",
+                self.client
+                    .query("SELECT toUInt32(now()) AS now")
+                    .fetch_one::<Now>(),
+            )
             .await?;
         Ok(row.now)
     }
@@ -39,13 +44,17 @@ impl Store {
         since: u32,
     ) -> Result<(Vec<u64>, Option<u32>), StoreError> {
         let rows = self
-            .client
-            .query(
-                "SELECT dedup_key, toUInt32(written_at) AS written FROM dedup_log \
-                 WHERE written_at >= toDateTime(?)",
+            .within(
+                Exchange::Read,
+                "dedup log read",
+                self.client
+                    .query(
+                        "SELECT dedup_key, toUInt32(written_at) AS written FROM dedup_log \
+                         WHERE written_at >= toDateTime(?)",
+                    )
+                    .bind(since)
+                    .fetch_all::<Logged>(),
             )
-            .bind(since)
-            .fetch_all::<Logged>()
             .await?;
         let latest = rows.iter().map(|row| row.written).max();
         Ok((rows.into_iter().map(|row| row.dedup_key).collect(), latest))
@@ -65,22 +74,26 @@ impl Store {
             date.day()
         );
         let partitions = self
-            .client
-            .query(
-                "SELECT DISTINCT partition FROM system.parts \
-                 WHERE database = ? AND table = 'dedup_log' AND active",
+            .within(
+                Exchange::Read,
+                "dedup log partitions",
+                self.client
+                    .query(
+                        "SELECT DISTINCT partition FROM system.parts \
+                         WHERE database = ? AND table = 'dedup_log' AND active",
+                    )
+                    .bind(self.database())
+                    .fetch_all::<Partition>(),
             )
-            .bind(self.database())
-            .fetch_all::<Partition>()
             .await?;
         for old in partitions.iter().filter(|p| p.partition < first_kept) {
-            self.client
-                .query(&format!(
-                    "ALTER TABLE dedup_log DROP PARTITION {}",
-                    old.partition
-                ))
-                .execute()
-                .await?;
+            let drop = format!("ALTER TABLE dedup_log DROP PARTITION {}", old.partition);
+            self.within(
+                Exchange::Bulk,
+                "dedup log trim",
+                self.client.query(&drop).execute(),
+            )
+            .await?;
         }
         Ok(())
     }

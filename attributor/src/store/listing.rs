@@ -10,6 +10,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::conversions::Count;
+use super::deadline::Exchange;
 use super::rows::ConversionRow;
 use super::{Store, StoreError};
 use crate::conversion::Conversion;
@@ -122,25 +123,29 @@ impl Conditions {
 }
 
 impl Store {
-    /// One page of conversions, newest first.
+    /// One page of conversions, newest first, as of `now`.
     pub async fn list_conversions(
         &self,
         filter: &ListFilter,
         page: PageRequest,
+        now: OffsetDateTime,
     ) -> Result<Vec<Conversion>, StoreError> {
         let offset = u64::from(page.page.saturating_sub(1)) * u64::from(page.per_page);
         // Nothing is created after now: a window that starts in the future is empty. (Rows
         // stamped a little ahead by another node's clock are still read: the window has no
         // upper end but `until`.)
-        let now = OffsetDateTime::now_utc();
         let newest = filter.until.map_or(now, |until| until.min(now));
         let mut window = FIRST_WINDOW;
         loop {
-            let lower = newest - window;
-            let whole_range =
-                window > WIDEST_WINDOW || filter.from.is_some_and(|from| from >= lower);
+            // Never below what a DateTime holds: a window reaching past 1970 is the whole
+            // history anyway.
+            let lower = newest
+                .checked_sub(window)
+                .filter(|lower| *lower > OffsetDateTime::UNIX_EPOCH);
+            let whole_range = window > WIDEST_WINDOW
+                || lower.is_none_or(|lower| filter.from.is_some_and(|from| from >= lower));
             let mut conditions = Conditions::of(filter);
-            if !whole_range {
+            if let (false, Some(lower)) = (whole_range, lower) {
                 conditions.since(lower);
             }
             let sql = format!(
@@ -148,9 +153,12 @@ impl Store {
                  ORDER BY created_at DESC, conversion_id DESC LIMIT {offset}, {}",
                 conditions.table, conditions.sql, page.per_page
             );
-            let rows = conditions
-                .query(self, &sql)
-                .fetch_all::<ConversionRow>()
+            let rows = self
+                .within(
+                    Exchange::Read,
+                    "listing",
+                    conditions.query(self, &sql).fetch_all::<ConversionRow>(),
+                )
                 .await?;
             if whole_range || rows.len() == page.per_page as usize {
                 return rows.into_iter().map(Conversion::try_from).collect();
@@ -166,10 +174,13 @@ impl Store {
             "SELECT count() AS total FROM {} FINAL WHERE {}",
             conditions.table, conditions.sql
         );
-        Ok(conditions
-            .query(self, &sql)
-            .fetch_one::<Count>()
-            .await?
-            .total)
+        let count = self
+            .within(
+                Exchange::Read,
+                "listing count",
+                conditions.query(self, &sql).fetch_one::<Count>(),
+            )
+            .await?;
+        Ok(count.total)
     }
 }

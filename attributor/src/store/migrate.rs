@@ -6,6 +6,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::deadline::Exchange;
 use super::{Store, StoreError};
 
 pub struct Migration {
@@ -78,11 +79,15 @@ impl Migration {
 impl Store {
     /// Applies the migrations not yet recorded; returns the numbers it applied.
     pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
-        self.client.query(LEDGER).execute().await?;
+        self.schema(LEDGER).await?;
         let applied: Vec<u32> = self
-            .client
-            .query("SELECT DISTINCT number FROM schema_migrations")
-            .fetch_all::<Applied>()
+            .within(
+                Exchange::Read,
+                "migration ledger read",
+                self.client
+                    .query("SELECT DISTINCT number FROM schema_migrations")
+                    .fetch_all::<Applied>(),
+            )
             .await?
             .into_iter()
             .map(|row| row.number)
@@ -90,15 +95,21 @@ impl Store {
         let mut newly_applied = Vec::new();
         for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.number)) {
             for statement in migration.statements() {
-                self.client.query(&statement).execute().await?;
+                self.schema(&statement).await?;
             }
-            self.client
-                .query("INSERT INTO schema_migrations (number, name, applied_at) VALUES (?, ?, ?)")
-                .bind(migration.number)
-                .bind(migration.name)
-                .bind(OffsetDateTime::now_utc().unix_timestamp())
-                .execute()
-                .await?;
+            self.within(
+                Exchange::Write,
+                "migration ledger update",
+                self.client
+                    .query(
+                        "INSERT INTO schema_migrations (number, name, applied_at) VALUES (?, ?, ?)",
+                    )
+                    .bind(migration.number)
+                    .bind(migration.name)
+                    .bind(OffsetDateTime::now_utc().unix_timestamp())
+                    .execute(),
+            )
+            .await?;
             tracing::info!(
                 number = migration.number,
                 name = migration.name,
@@ -107,6 +118,15 @@ impl Store {
             newly_applied.push(migration.number);
         }
         Ok(newly_applied)
+    }
+
+    async fn schema(&self, statement: &str) -> Result<(), StoreError> {
+        self.within(
+            Exchange::Bulk,
+            "schema statement",
+            self.client.query(statement).execute(),
+        )
+        .await
     }
 }
 

@@ -5,6 +5,7 @@
 mod catalog;
 mod clicks;
 mod conversions;
+mod deadline;
 mod dedup_log;
 mod error;
 mod listing;
@@ -15,11 +16,13 @@ mod touches;
 use std::time::Duration;
 
 use clickhouse::{Client, RowOwned, RowWrite};
+use deadline::Exchange;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 pub use catalog::CatalogSnapshot;
 pub use clicks::ClickRow;
+pub use deadline::StoreTimeouts;
 pub use error::StoreError;
 pub use listing::{ListFilter, ListOwner, PageRequest};
 pub use migrate::{MIGRATIONS, Migration};
@@ -33,6 +36,7 @@ pub struct StoreSettings {
     pub database: String,
     pub user: String,
     pub password: String,
+    pub timeouts: StoreTimeouts,
 }
 
 /// A handle on the service's database; cheap to clone (clones share the connection pool).
@@ -68,14 +72,26 @@ impl Store {
             .with_password(&settings.password)
             // Until the version is known, speak the format every server understands.
             .with_validation(false);
-        let version: String = server.query("SELECT version()").fetch_one().await?;
+        let unknown = Store {
+            client: server.clone(),
+            server_version: (0, 0),
+            settings: settings.clone(),
+        };
+        let version: String = unknown
+            .within(
+                Exchange::Read,
+                "version query",
+                server.query("SELECT version()").fetch_one(),
+            )
+            .await?;
         let server_version = parse_version(&version);
-        server
-            .query(&format!(
-                "CREATE DATABASE IF NOT EXISTS {}",
-                settings.database
-            ))
-            .execute()
+        let create = format!("CREATE DATABASE IF NOT EXISTS {}", settings.database);
+        unknown
+            .within(
+                Exchange::Bulk,
+                "database creation",
+                server.query(&create).execute(),
+            )
             .await?;
         let client = server
             .with_database(&settings.database)
@@ -143,16 +159,19 @@ impl Store {
         table: &str,
         rows: impl IntoIterator<Item = &'r R>,
     ) -> Result<(), StoreError> {
-        let mut insert = self
-            .client
-            .insert::<R>(table)
-            .await?
-            .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT));
-        for row in rows {
-            insert.write(row).await?;
-        }
-        insert.end().await?;
-        Ok(())
+        let limit = self.timeout(Exchange::Write);
+        self.within(Exchange::Write, "INSERT", async {
+            let mut insert = self
+                .client
+                .insert::<R>(table)
+                .await?
+                .with_timeouts(Some(limit), Some(limit));
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        })
+        .await
     }
 
     /// Whether ClickHouse answers a trivial query within `timeout`.
@@ -185,10 +204,6 @@ fn http_client_keeping(idle: usize) -> Client {
     // most of a batch's INSERT time.
     Client::with_http_client(http).with_setting("parallel_view_processing", "1")
 }
-
-/// An INSERT that has not been acknowledged in this long is treated as failed (and
-/// retried by the caller); ClickHouse answers small INSERTs in milliseconds.
-const INSERT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// As the `clickhouse` crate sets them: ClickHouse closes idle connections after 3 s, so
 /// the pool lets go of them sooner.

@@ -2,6 +2,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::deadline::Exchange;
 use super::{Store, StoreError};
 use crate::domain::{BrandId, EmailHash, LinkId};
 
@@ -34,7 +35,7 @@ impl Store {
         let hashes: Vec<String> = emails.iter().map(|e| e.to_hex()).collect();
         // The aggregates are not aliased to column names: ClickHouse would resolve the
         // other aggregates' `click_time` to the alias.
-        let rows = self
+        let query = self
             .client
             .query(
                 "SELECT email_sha256, brand_id, \
@@ -46,7 +47,9 @@ impl Store {
                  GROUP BY email_sha256, brand_id",
             )
             .bind(hashes)
-            .fetch_all::<TouchRow>()
+            .fetch_all::<TouchRow>();
+        let rows = self
+            .within(Exchange::Read, "e-mail touch look-up", query)
             .await?;
         rows.into_iter()
             .map(|row| {

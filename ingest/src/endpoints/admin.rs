@@ -111,7 +111,6 @@ pub async fn create_link(
     let campaign = state
         .catalog
         .campaign(&campaign_id)
-        .await?
         .ok_or_else(|| ApiError::invalid("campaign_id", "is not a campaign of this network"))?;
     let affiliate = known_affiliate(&state, &affiliate)?;
     let link = state.catalog.create_link(&campaign, affiliate).await?;

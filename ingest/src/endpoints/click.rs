@@ -8,6 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use attributor::domain::LinkId;
 use attributor::store::ClickRow;
 
+use crate::error::ApiError;
+use crate::request::QueryPairs;
 use crate::state::AppState;
 
 pub async fn redirect(
@@ -21,21 +23,11 @@ pub async fn redirect(
             "This tracking link does not exist.",
         );
     };
-    let resolved = match state.catalog.resolve_link(&link_id).await {
-        Ok(Some(resolved)) => resolved,
-        Ok(None) => {
-            return page(
-                HttpResponse::NotFound(),
-                "This tracking link does not exist.",
-            );
-        }
-        Err(error) => {
-            tracing::error!(%error, "tracking link lookup failed");
-            return page(
-                HttpResponse::ServiceUnavailable(),
-                "This link cannot be followed right now. Please try again in a moment.",
-            );
-        }
+    let Some(resolved) = state.catalog.resolve_link(&link_id) else {
+        return page(
+            HttpResponse::NotFound(),
+            "This tracking link does not exist.",
+        );
     };
     let campaign = &resolved.campaign;
     let click = state.signer.issue(&link_id, state.clock.now());
@@ -45,7 +37,15 @@ pub async fn redirect(
         .query_pairs_mut()
         .append_pair("afk_cid", click.as_str());
 
-    let [sub1, sub2, sub3, sub4, sub5] = sub_ids(request.query_string());
+    let [sub1, sub2, sub3, sub4, sub5] = match sub_ids(request.query_string()) {
+        Ok(subs) => subs,
+        Err(error) => {
+            return page(
+                HttpResponse::BadRequest(),
+                &format!("This tracking link is malformed: {error}."),
+            );
+        }
+    };
     let header_text = |name: header::HeaderName| {
         request
             .headers()
@@ -89,23 +89,13 @@ pub async fn redirect(
         .finish()
 }
 
-/// The affiliate's sub-ids `sub1`..`sub5` from the link's query string, first value each.
-fn sub_ids(query: &str) -> [String; 5] {
-    let mut subs: [String; 5] = Default::default();
-    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        let slot = match key.as_ref() {
-            "sub1" => 0,
-            "sub2" => 1,
-            "sub3" => 2,
-            "sub4" => 3,
-            "sub5" => 4,
-            _ => continue,
-        };
-        if subs[slot].is_empty() {
-            subs[slot] = value.into_owned();
-        }
-    }
-    subs
+const SUB_IDS: [&str; 5] = ["sub1", "sub2", "sub3", "sub4", "sub5"];
+
+/// The affiliate's sub-ids `sub1`..`sub5` from the link's query string, first value each;
+/// other parameters are not read.
+fn sub_ids(query: &str) -> Result<[String; 5], ApiError> {
+    let pairs = QueryPairs::parse_only(query.as_bytes(), &SUB_IDS)?;
+    Ok(SUB_IDS.map(|name| pairs.first(name).unwrap_or_default().to_owned()))
 }
 
 /// People follow tracking links; they get a page, not JSON.

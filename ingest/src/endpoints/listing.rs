@@ -18,9 +18,11 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = auth::principal(&request, &state, KeyFrom::Header).await?;
-    let (filter, page) = ListParams::from_query(request.query_string()).into_filter(&principal)?;
+    let (filter, page) = ListParams::from_query(request.query_string())?.into_filter(&principal)?;
     let (conversions, total) = tokio::try_join!(
-        state.store.list_conversions(&filter, page),
+        state
+            .store
+            .list_conversions(&filter, page, state.clock.now()),
         state.list_totals.count(&state.store, &filter),
     )?;
     let data: Vec<ConversionView> = conversions.iter().map(ConversionView::from).collect();

@@ -14,6 +14,7 @@ use attributor::{PipelineError, ReportedClick};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::dedup::Outcome;
+use crate::error::ApiError;
 use crate::request::{PixelInput, read_body};
 use crate::state::AppState;
 
@@ -85,23 +86,52 @@ pub async fn report(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let input = if request.method() == Method::POST {
-        match read_body(&request, payload)
-            .await
-            .map(|body| PixelInput::from_body(&body))
-        {
-            Ok(Ok(input)) => input,
-            _ => return answer(&request, &state, false, "invalid"),
+        match read_body(&request, payload).await {
+            Ok(body) => PixelInput::from_body(&body),
+            Err(error) => Err(error),
         }
     } else {
         PixelInput::from_query(request.query_string())
     };
-    let wants_image = input.wants_image;
-    let outcome = store(&request, &state, input).await;
+    let (wants_image, outcome) = match input {
+        Ok(input) => (input.wants_image, store(&request, &state, input).await),
+        Err(error) => (
+            PixelInput::query_wants_image(request.query_string()),
+            Reported::invalid(error),
+        ),
+    };
     answer(&request, &state, wants_image, outcome)
 }
 
-/// Takes the report through the common path; returns its outcome label.
-async fn store(request: &HttpRequest, state: &AppState, mut input: PixelInput) -> &'static str {
+/// What became of a report: its outcome label and, for an invalid one, the field to blame.
+struct Reported {
+    outcome: &'static str,
+    field: Option<String>,
+}
+
+impl From<&'static str> for Reported {
+    fn from(outcome: &'static str) -> Self {
+        Reported {
+            outcome,
+            field: None,
+        }
+    }
+}
+
+impl Reported {
+    fn invalid(error: ApiError) -> Self {
+        Reported {
+            outcome: "invalid",
+            field: match error {
+                ApiError::Invalid { field, .. } => Some(field),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Takes the report through the common path; returns its outcome.
+async fn store(request: &HttpRequest, state: &AppState, mut input: PixelInput) -> Reported {
     // The page's own evidence first, then the tracking host's cookie sent by the browser.
     let reported = match input.conversion.click_id.take().filter(|id| !id.is_empty()) {
         Some(id) => {
@@ -118,15 +148,14 @@ async fn store(request: &HttpRequest, state: &AppState, mut input: PixelInput) -
     let (brand, click) = match reported {
         Some((text, method)) => {
             let Ok(id) = state.signer.verify(&text) else {
-                return "forged_click";
+                return "forged_click".into();
             };
-            match state.catalog.resolve_link(id.link()).await {
-                Ok(Some(resolved)) => (
+            match state.catalog.resolve_link(id.link()) {
+                Some(resolved) => (
                     resolved.link.brand.clone(),
                     Some(ReportedClick { id, method }),
                 ),
-                Ok(None) => return "unknown_click",
-                Err(_) => return "unavailable",
+                None => return "unknown_click".into(),
             }
         }
         None => {
@@ -141,36 +170,38 @@ async fn store(request: &HttpRequest, state: &AppState, mut input: PixelInput) -
                 {
                     (brand, None)
                 }
-                _ => return "no_click",
+                _ => return "no_click".into(),
             }
         }
     };
-    let Ok(conversion) = input
+    let conversion = match input
         .conversion
         .into_attributable(&brand, click, Source::Pixel)
-    else {
-        return "invalid";
+    {
+        Ok(conversion) => conversion,
+        Err(error) => return Reported::invalid(error),
     };
-    match super::report::submit(state, conversion).await {
+    let outcome = match super::report::submit(state, conversion).await {
         Ok(Outcome::Created(_)) => "stored",
         Ok(Outcome::Replayed(_)) => "replayed",
         Ok(Outcome::Conflict(_)) => "conflict",
         Err(PipelineError::NoMatchingTouch) => "no_matching_email",
         Err(PipelineError::UnknownClick | PipelineError::ClickOfAnotherBrand) => "unknown_click",
         Err(_) => "unavailable",
-    }
+    };
+    outcome.into()
 }
 
 fn answer(
     request: &HttpRequest,
     state: &AppState,
     wants_image: bool,
-    outcome: &'static str,
+    reported: Reported,
 ) -> HttpResponse {
     state
         .metrics
         .pixel_reports_total
-        .with_label_values(&[outcome])
+        .with_label_values(&[reported.outcome])
         .inc();
     let mut response = HttpResponseBuilder::new(if wants_image {
         StatusCode::OK
@@ -179,8 +210,14 @@ fn answer(
     });
     cors(request, &mut response);
     response
-        .insert_header(("X-Affilync-Outcome", outcome))
+        .insert_header(("X-Affilync-Outcome", reported.outcome))
         .insert_header((header::CACHE_CONTROL, "no-store"));
+    // The page never reads it; whoever debugs a shop's pixel with curl does.
+    if let Some(field) = reported.field
+        && let Ok(value) = HeaderValue::from_str(&field)
+    {
+        response.insert_header(("X-Affilync-Field", value));
+    }
     if wants_image {
         response.content_type("image/gif").body(GIF)
     } else {

@@ -12,7 +12,7 @@ use attributor::{NewConversion, PipelineError};
 use crate::auth::{self, KeyFrom};
 use crate::dedup::Outcome;
 use crate::error::ApiError;
-use crate::request::{ConversionInput, read_body, repair_postback_query, require_json};
+use crate::request::{ConversionInput, QueryPairs, read_body, repair_postback_query, require_json};
 use crate::state::AppState;
 use crate::views;
 
@@ -37,14 +37,12 @@ pub async fn postback(
 ) -> Result<HttpResponse, ApiError> {
     let brand = auth::brand(&request, &state, KeyFrom::HeaderOrQuery).await?;
     let query = repair_postback_query(request.query_string());
-    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
+    let mut pairs = QueryPairs::parse(query.as_bytes())?;
     if request.method() == Method::POST && is_form(&request) {
         let body = read_body(&request, payload).await?;
-        pairs.extend(url::form_urlencoded::parse(&body).into_owned());
+        pairs.extend(QueryPairs::parse(&body)?);
     }
-    let input = ConversionInput::from_pairs(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+    let input = ConversionInput::from_pairs(&pairs);
     let conversion = input.into_conversion(&brand, &state.signer, Source::Postback)?;
     answer(&state, conversion).await
 }

@@ -12,6 +12,7 @@ use attributor::{NewConversion, ReportedClick};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::QueryPairs;
 use crate::error::ApiError;
 
 const MAX_METADATA_KEYS: usize = 64;
@@ -82,10 +83,10 @@ impl ConversionInput {
 
     /// Reads postback parameters; parameters other than the conversion's are ignored
     /// (platforms add their own). The first occurrence of a repeated parameter counts.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>) -> Self {
+    pub fn from_pairs(pairs: &QueryPairs) -> Self {
         let mut input = Self::default();
-        for (key, value) in pairs {
-            let slot = match key.as_ref() {
+        for (key, value) in pairs.iter() {
+            let slot = match key {
                 "click_id" => &mut input.click_id,
                 "order_id" => &mut input.order_id,
                 "amount" => &mut input.amount,
@@ -95,7 +96,7 @@ impl ConversionInput {
                 _ => continue,
             };
             if slot.is_none() {
-                *slot = Some(value.into_owned());
+                *slot = Some(value.to_owned());
             }
         }
         input

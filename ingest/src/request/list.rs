@@ -5,6 +5,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime};
 
+use super::QueryPairs;
 use crate::error::ApiError;
 
 pub const DEFAULT_PER_PAGE: u32 = 50;
@@ -23,10 +24,10 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    pub fn from_query(query: &str) -> Self {
+    pub fn from_query(query: &str) -> Result<Self, ApiError> {
         let mut params = Self::default();
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            let slot = match key.as_ref() {
+        for (key, value) in QueryPairs::parse(query.as_bytes())?.iter() {
+            let slot = match key {
                 "date_from" => &mut params.date_from,
                 "date_to" => &mut params.date_to,
                 "campaign_id" => &mut params.campaign_id,
@@ -37,10 +38,10 @@ impl ListParams {
                 _ => continue,
             };
             if slot.is_none() && !value.is_empty() {
-                *slot = Some(value.into_owned());
+                *slot = Some(value.to_owned());
             }
         }
-        params
+        Ok(params)
     }
 
     /// The filter for `principal`: brands list their own brand's conversions, affiliates
@@ -110,8 +111,13 @@ impl ListParams {
     }
 }
 
-/// An ISO 8601 date (the whole day) or date-time (UTC unless it says otherwise). An upper
-/// bound includes its day or its second, so the result is exclusive.
+/// The times ClickHouse's `DateTime` holds (unsigned seconds since 1970), as far as a
+/// listing may ask: a bound outside them is refused, never wrapped or overflowed.
+const EARLIEST: OffsetDateTime = time::macros::datetime!(1970-01-01 00:00:00 UTC);
+const LATEST: OffsetDateTime = time::macros::datetime!(2105-12-31 23:59:59 UTC);
+
+/// An ISO 8601 date (the whole day) or date-time (UTC unless it says otherwise), from 1970
+/// through 2105. An upper bound includes its day or its second, so the result is exclusive.
 fn parse_bound(text: &str, field: &str, upper: bool) -> Result<OffsetDateTime, ApiError> {
     let invalid = || {
         ApiError::invalid(
@@ -119,29 +125,38 @@ fn parse_bound(text: &str, field: &str, upper: bool) -> Result<OffsetDateTime, A
             "must be an ISO 8601 date (2026-03-31) or date-time (2026-03-31T12:00:00Z)",
         )
     };
-    if let Ok(date) = Date::parse(text, format_description!("[year]-[month]-[day]")) {
-        let start = date.midnight().assume_utc();
-        return Ok(if upper {
-            start + Duration::days(1)
+    let (instant, span) =
+        if let Ok(date) = Date::parse(text, format_description!("[year]-[month]-[day]")) {
+            (date.midnight().assume_utc(), Duration::days(1))
         } else {
-            start
-        });
-    }
-    let instant = OffsetDateTime::parse(text, &Rfc3339)
-        .or_else(|_| {
-            PrimitiveDateTime::parse(
-                text,
-                format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+            let instant = OffsetDateTime::parse(text, &Rfc3339)
+                .or_else(|_| {
+                    PrimitiveDateTime::parse(
+                        text,
+                        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+                    )
+                    .map(PrimitiveDateTime::assume_utc)
+                })
+                .map_err(|_| invalid())?;
+            let instant = instant
+                .checked_to_offset(time::UtcOffset::UTC)
+                .ok_or_else(invalid)?;
+            (
+                instant.replace_nanosecond(0).unwrap_or(instant),
+                Duration::seconds(1),
             )
-            .map(PrimitiveDateTime::assume_utc)
-        })
-        .map_err(|_| invalid())?;
-    let instant = instant.to_offset(time::UtcOffset::UTC);
-    Ok(if upper {
-        instant.replace_nanosecond(0).unwrap_or(instant) + Duration::seconds(1)
+        };
+    if !(EARLIEST..=LATEST).contains(&instant) {
+        return Err(ApiError::invalid(
+            field,
+            "must be between 1970-01-01 and 2105-12-31",
+        ));
+    }
+    if upper {
+        instant.checked_add(span).ok_or_else(invalid)
     } else {
-        instant
-    })
+        Ok(instant)
+    }
 }
 
 fn parse_number(
@@ -173,7 +188,7 @@ mod tests {
     }
 
     fn page_and_filter(query: &str) -> Result<(ListFilter, PageRequest), ApiError> {
-        ListParams::from_query(query).into_filter(&Principal::Brand(BrandId::generate()))
+        ListParams::from_query(query)?.into_filter(&Principal::Brand(BrandId::generate()))
     }
 
     #[test]
@@ -185,6 +200,62 @@ mod tests {
             filter("date_from=2026-03-01T10:00:00%2B02:00&date_to=2026-03-01T12:00:00Z").unwrap();
         assert_eq!(f.from, Some(datetime!(2026-03-01 08:00 UTC)));
         assert_eq!(f.until, Some(datetime!(2026-03-01 12:00:01 UTC)));
+    }
+
+    #[test]
+    fn dates_clickhouse_cannot_hold_are_refused_naming_the_field() {
+        for (query, field) in [
+            ("date_to=9999-12-31", "date_to"),
+            ("date_to=9999-12-31T23:59:59Z", "date_to"),
+            ("date_from=-9999-01-01", "date_from"),
+            ("date_from=1969-12-31", "date_from"),
+            ("date_to=2106-01-01", "date_to"),
+            ("date_from=1970-01-01T00:00:00+01:00", "date_from"),
+        ] {
+            match filter(query) {
+                Err(ApiError::Invalid { field: named, .. }) => assert_eq!(named, field, "{query}"),
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+        let last = filter("date_to=2105-12-31").unwrap();
+        assert_eq!(last.until, Some(datetime!(2106-01-01 0:00 UTC)));
+        let first = filter("date_from=1970-01-01").unwrap();
+        assert_eq!(first.from, Some(datetime!(1970-01-01 0:00 UTC)));
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends as a bound, parsing ends in a bound ClickHouse can hold
+        /// or a 422 naming the field; it never panics.
+        #[test]
+        fn any_bound_parses_into_range_or_is_refused(text in "\\PC{0,40}", upper: bool) {
+            check_bound(&text, upper);
+        }
+
+        #[test]
+        fn any_date_shaped_bound_parses_into_range_or_is_refused(
+            year in -9999i32..=9999,
+            month in 0u8..=13,
+            day in 0u8..=32,
+            time in proptest::option::of((0u8..=24, 0u8..=60, 0u8..=60, -23i8..=23)),
+            upper: bool,
+        ) {
+            let mut text = format!("{year:04}-{month:02}-{day:02}");
+            if let Some((hour, minute, second, offset)) = time {
+                text.push_str(&format!("T{hour:02}:{minute:02}:{second:02}{offset:+03}:00"));
+            }
+            check_bound(&text, upper);
+        }
+    }
+
+    fn check_bound(text: &str, upper: bool) {
+        match parse_bound(text, "date_to", upper) {
+            Ok(bound) => assert!(
+                (EARLIEST..=datetime!(2106-01-01 0:00 UTC)).contains(&bound),
+                "{text}: {bound}"
+            ),
+            Err(ApiError::Invalid { field, .. }) => assert_eq!(field, "date_to"),
+            Err(other) => panic!("{text}: {other:?}"),
+        }
     }
 
     #[test]
@@ -218,12 +289,12 @@ mod tests {
     fn affiliates_cannot_ask_for_other_affiliates() {
         let me = AffiliateId::generate();
         let other = AffiliateId::generate();
-        let params = ListParams::from_query(&format!("affiliate_id={other}"));
+        let params = ListParams::from_query(&format!("affiliate_id={other}")).unwrap();
         assert!(matches!(
             params.into_filter(&Principal::Affiliate(me.clone())),
             Err(ApiError::Forbidden(_))
         ));
-        let params = ListParams::from_query(&format!("affiliate_id={me}"));
+        let params = ListParams::from_query(&format!("affiliate_id={me}")).unwrap();
         let (f, _) = params
             .into_filter(&Principal::Affiliate(me.clone()))
             .unwrap();

@@ -4,10 +4,12 @@ mod body;
 mod conversion;
 mod list;
 mod pixel;
+mod query;
 mod status_change;
 
 pub use body::{read_body, require_json};
 pub use conversion::{ConversionInput, repair_postback_query, verify_click};
 pub use list::ListParams;
 pub use pixel::PixelInput;
+pub use query::QueryPairs;
 pub use status_change::StatusChange;

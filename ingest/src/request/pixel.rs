@@ -1,11 +1,9 @@
 //! What the browser pixel sends: a conversion's fields, plus where its click id was found
 //! and, for cross-device reports without any click, the brand the page belongs to.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
-use super::ConversionInput;
+use super::{ConversionInput, QueryPairs};
 use crate::error::ApiError;
 
 #[derive(Debug, Default)]
@@ -26,26 +24,30 @@ struct PixelExtras {
 
 impl PixelInput {
     /// The image fallback: everything in the query string.
-    pub fn from_query(query: &str) -> Self {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
+    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+        Self::from_pairs(query.as_bytes())
+    }
+
+    fn from_pairs(encoded: &[u8]) -> Result<Self, ApiError> {
+        let pairs = QueryPairs::parse(encoded)?;
         let find = |name: &str| {
             pairs
-                .iter()
-                .find(|(key, value)| key == name && !value.is_empty())
-                .map(|(_, value)| value.clone())
+                .first(name)
+                .filter(|value| !value.is_empty())
+                .map(str::to_owned)
         };
-        Self {
+        Ok(Self {
             click_source: find("click_source"),
             brand_id: find("brand_id"),
             wants_image: find("format").as_deref() == Some("gif"),
-            conversion: ConversionInput::from_pairs(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (Cow::from(k.as_str()), Cow::from(v.as_str()))),
-            ),
-        }
+            conversion: ConversionInput::from_pairs(&pairs),
+        })
+    }
+
+    /// Whether a query asks for the image answer, read without decoding it: an image
+    /// request gets an image back even when its fields are refused.
+    pub fn query_wants_image(query: &str) -> bool {
+        query.split('&').any(|pair| pair == "format=gif")
     }
 
     /// A beacon or fetch body: JSON sent as text/plain (which needs no CORS preflight),
@@ -53,7 +55,7 @@ impl PixelInput {
     pub fn from_body(body: &[u8]) -> Result<Self, ApiError> {
         let is_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if !is_json {
-            return Ok(Self::from_query(&String::from_utf8_lossy(body)));
+            return Self::from_pairs(body);
         }
         let extras: PixelExtras = serde_json::from_slice(body).unwrap_or_default();
         Ok(Self {
@@ -82,7 +84,8 @@ mod tests {
 
         let image = PixelInput::from_query(
             "order_id=o&amount=99.99&click_id=clk_x&click_source=url&format=gif",
-        );
+        )
+        .unwrap();
         assert_eq!(image.conversion.order_id.as_deref(), Some("o"));
         assert_eq!(image.click_source.as_deref(), Some("url"));
         assert!(image.wants_image);

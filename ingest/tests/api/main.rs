@@ -12,6 +12,7 @@ mod catalog_and_clicks;
 mod cross_device;
 mod durability;
 mod golden;
+mod hardening;
 mod idempotency;
 mod operations;
 mod pixel_script;

@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use attributor::clicks::ClickWriterConfig;
+use attributor::store::StoreTimeouts;
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use ingest::config::{Config, Secret};
 use ingest::dedup::{DedupConfig, LookupConfig};
@@ -64,6 +65,8 @@ pub struct TestOptions {
     pub shipper: ShipperConfig,
     pub journal_max_bytes: u64,
     pub shutdown_ship_timeout: Duration,
+    pub timeouts: StoreTimeouts,
+    pub lookup_timeout: Duration,
 }
 
 impl Default for TestOptions {
@@ -83,6 +86,8 @@ impl Default for TestOptions {
             },
             journal_max_bytes: 64 * 1024 * 1024,
             shutdown_ship_timeout: Duration::from_secs(10),
+            timeouts: StoreTimeouts::default(),
+            lookup_timeout: LookupConfig::default().timeout,
         }
     }
 }
@@ -122,6 +127,7 @@ impl TestApp {
                 database: database.clone(),
                 user: "default".into(),
                 password: String::new(),
+                timeouts: options.timeouts,
             },
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             public_url: base.parse().unwrap(),
@@ -137,7 +143,12 @@ impl TestApp {
                 flush_interval: Duration::from_millis(20),
                 ..ClickWriterConfig::default()
             },
-            lookup: LookupConfig::default(),
+            lookup: LookupConfig {
+                timeout: options.lookup_timeout,
+                ..LookupConfig::default()
+            },
+            // Often, so that what one node creates reaches another within a test's patience.
+            catalog_refresh: Duration::from_millis(100),
             dedup: DedupConfig {
                 cache_bytes: 8 * 1024 * 1024,
                 bloom_capacity: 10_000,
