@@ -1,7 +1,6 @@
 //! Command line and environment. Every option has a flag and an `AFFILYNC_*` variable; the
 //! README's configuration table lists them all.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 use crate::dedup::{DedupConfig, LookupConfig};
+use crate::secret::Secret;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,33 +34,26 @@ pub enum Command {
     /// Run the service with a demo brand, affiliate, campaign, link and keys, and print
     /// ready-to-paste curl lines.
     Demo(ServeArgs),
+    /// Check that commissions and listing copies agree with the conversions; exit 1 if not.
+    Check(CheckArgs),
 }
 
-/// A value that must not appear in logs or debug output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        Ok(Self(value.to_owned()))
-    }
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only this brand's conversions.
+    #[arg(long)]
+    pub brand: Option<String>,
+    /// Only conversions created at or after this date or date-time (UTC).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only conversions created up to this date (inclusive) or date-time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Delete the stray rows found and write the conversions concerned again.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -117,6 +110,9 @@ pub struct ServeArgs {
     /// HTTP address.
     #[arg(long, env = "AFFILYNC_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Connections the kernel queues for accepting (capped by net.core.somaxconn).
+    #[arg(long, env = "AFFILYNC_LISTEN_BACKLOG", default_value_t = 4096)]
+    pub listen_backlog: u32,
     /// Bearer token for /api/admin/*; unset turns the admin API off.
     #[arg(long, env = "AFFILYNC_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,

@@ -6,22 +6,23 @@
 //! ([`error`]). The [`dedup`] front then answers replays and conflicts from its cache, its
 //! bloom filter or ClickHouse, and hands new conversions to the attributor's pipeline,
 //! waiting until their rows are stored before the handler answers 201 ([`views`]).
-//! [`serve`] wires it together; [`clickhouse_server`] runs a private ClickHouse when none
-//! is configured.
+//! [`serve`] wires it together; [`startup`] holds what the binary does before serving (the
+//! data directory's lock, a private ClickHouse when none is configured, the click secret,
+//! the demo).
 
 pub mod auth;
-pub mod clickhouse_server;
 pub mod config;
 pub mod dedup;
-pub mod demo;
 pub mod endpoints;
 pub mod error;
 pub mod list_totals;
 pub mod metrics;
 pub mod request;
-pub mod secrets;
+pub mod secret;
 mod server;
+pub mod startup;
 pub mod state;
+pub mod tools;
 pub mod views;
 
 pub use config::Config;

@@ -1,10 +1,11 @@
-use std::net::TcpListener;
-
 use anyhow::Context;
 use clap::Parser;
-use ingest::clickhouse_server::ManagedClickhouse;
-use ingest::config::{Cli, Command, Secret, ServeArgs, StoreArgs};
-use ingest::{demo, secrets, serve};
+use ingest::config::{CheckArgs, Cli, Command, ServeArgs, StoreArgs};
+use ingest::secret::Secret;
+use ingest::startup::clickhouse_server::ManagedClickhouse;
+use ingest::startup::data_dir::DataDirLock;
+use ingest::startup::{click_secret, demo, listener};
+use ingest::{serve, tools};
 use rand::RngCore;
 use tracing_subscriber::EnvFilter;
 
@@ -26,6 +27,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => run(args, false),
         Command::Demo(args) => run(args, true),
         Command::Migrate(args) => migrate(args),
+        Command::Check(args) => check(args),
     }
 }
 
@@ -41,12 +43,14 @@ fn clickhouse(store: &StoreArgs) -> anyhow::Result<(String, Option<ManagedClickh
 }
 
 fn run(mut args: ServeArgs, demo: bool) -> anyhow::Result<()> {
+    // Before anything touches the directory: its journal and managed ClickHouse are ours.
+    let _lock = DataDirLock::acquire(&args.store.data_dir)?;
     if demo && args.admin_token.is_none() {
         args.admin_token = Some(Secret::new(random_token()));
     }
     let (url, managed) = clickhouse(&args.store)?;
-    let secret = secrets::click_secret(args.click_secret.clone(), &args.store.data_dir)?;
-    let listener = TcpListener::bind(args.listen)
+    let secret = click_secret::click_secret(args.click_secret.clone(), &args.store.data_dir)?;
+    let listener = listener::bind(args.listen, args.listen_backlog)
         .with_context(|| format!("binding AFFILYNC_LISTEN={}", args.listen))?;
     let config = args.to_config(url.clone(), secret, listener.local_addr()?);
     let base = config.public_url.as_str().trim_end_matches('/').to_owned();
@@ -70,13 +74,36 @@ fn run(mut args: ServeArgs, demo: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The ClickHouse a tool talks to: the configured one; without one, the data directory's
+/// managed server: the running node's, if a node holds the directory, else one started for
+/// the occasion (with the directory's lock, kept until the tool is done).
+fn tool_clickhouse(
+    args: &StoreArgs,
+) -> anyhow::Result<(String, Option<ManagedClickhouse>, Option<DataDirLock>)> {
+    match &args.clickhouse_url {
+        Some(url) => Ok((url.clone(), None, None)),
+        None if DataDirLock::is_held(&args.data_dir) => {
+            let url = ManagedClickhouse::running_url(&args.data_dir).with_context(|| {
+                format!(
+                    "a running affilync holds {} but its ClickHouse does not answer; \
+                     try again once it does, or give --clickhouse-url",
+                    args.data_dir.display()
+                )
+            })?;
+            Ok((url, None, None))
+        }
+        None => {
+            let lock = DataDirLock::acquire(&args.data_dir)?;
+            let (url, managed) = clickhouse(args)?;
+            Ok((url, managed, Some(lock)))
+        }
+    }
+}
+
 fn migrate(args: StoreArgs) -> anyhow::Result<()> {
-    let (url, managed) = clickhouse(&args)?;
+    let (url, managed, _lock) = tool_clickhouse(&args)?;
     let settings = args.settings(url);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let applied = runtime.block_on(async {
+    let applied = tool_runtime()?.block_on(async {
         let store = attributor::Store::connect(&settings).await?;
         store.migrate().await
     })?;
@@ -87,6 +114,23 @@ fn migrate(args: StoreArgs) -> anyhow::Result<()> {
     );
     drop(managed);
     Ok(())
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let (url, managed, _lock) = tool_clickhouse(&args.store)?;
+    let settings = args.store.settings(url);
+    let agreed = tool_runtime()?.block_on(tools::check::run(&args, &settings))?;
+    drop(managed);
+    if !agreed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn tool_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 async fn shutdown_signal() {

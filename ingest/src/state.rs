@@ -8,11 +8,11 @@ use attributor::{Clock, Journal, Pipeline, Store};
 use prometheus::Registry;
 use url::Url;
 
-use crate::config::Secret;
 use crate::dedup::DedupFront;
 use crate::endpoints::PixelScript;
 use crate::list_totals::ListTotals;
 use crate::metrics::HttpMetrics;
+use crate::secret::Secret;
 
 /// What every handler can reach.
 pub struct AppState {

@@ -150,7 +150,7 @@ impl Workload {
                         link: (i % self.setup.links.len() as u64) as usize,
                     }
                 } else if slot < clicks + conversions {
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         Call::Track { order: i }
                     } else {
                         Call::Postback { order: i }

@@ -3,6 +3,7 @@
 //! service promises; the caches in front of it only make it faster.
 
 mod catalog;
+mod check;
 mod clicks;
 mod conversions;
 mod deadline;
@@ -21,6 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 pub use catalog::CatalogSnapshot;
+pub use check::{CheckScope, Problem};
 pub use clicks::ClickRow;
 pub use deadline::StoreTimeouts;
 pub use error::StoreError;

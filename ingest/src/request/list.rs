@@ -118,7 +118,7 @@ const LATEST: OffsetDateTime = time::macros::datetime!(2105-12-31 23:59:59 UTC);
 
 /// An ISO 8601 date (the whole day) or date-time (UTC unless it says otherwise), from 1970
 /// through 2105. An upper bound includes its day or its second, so the result is exclusive.
-fn parse_bound(text: &str, field: &str, upper: bool) -> Result<OffsetDateTime, ApiError> {
+pub fn parse_bound(text: &str, field: &str, upper: bool) -> Result<OffsetDateTime, ApiError> {
     let invalid = || {
         ApiError::invalid(
             field,

@@ -9,7 +9,7 @@ mod status_change;
 
 pub use body::{read_body, require_json};
 pub use conversion::{ConversionInput, repair_postback_query, verify_click};
-pub use list::ListParams;
+pub use list::{ListParams, parse_bound};
 pub use pixel::PixelInput;
 pub use query::QueryPairs;
 pub use status_change::StatusChange;

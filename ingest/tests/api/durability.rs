@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use ingest::clickhouse_server::ManagedClickhouse;
+use ingest::startup::clickhouse_server::ManagedClickhouse;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -29,6 +29,13 @@ fn assert_clean(verdict: &crate::common::load::Verdict) {
     );
 }
 
+/// `affilync check` finds every derived table in agreement with the conversions.
+async fn assert_reconciled(database: &str) {
+    let (agreed, output) = crate::common::affilync_check(database, &[]).await;
+    assert!(agreed, "{output}");
+    assert!(output.contains("0 problems found"), "{output}");
+}
+
 /// kill -9 of the service in the middle of a load, then a restart on the same journal:
 /// every order answered 201/200 before the kill is in ClickHouse exactly once with the
 /// acknowledged values, and is answered as a replay.
@@ -50,6 +57,7 @@ async fn a_service_killed_under_load_loses_no_acknowledged_conversion() {
     let verdict = verify(&clickhouse::url(), &database, &net.brand_id, &answers).await;
     assert!(verdict.acked >= 300, "{verdict:?}");
     assert_clean(&verdict);
+    assert_reconciled(&database).await;
 
     let acked: Vec<(&String, &Value)> = answers
         .iter()
@@ -177,6 +185,7 @@ async fn a_batch_refused_in_part_ends_as_one_row_in_every_table() {
     let verdict = verify(&clickhouse::url(), &app.database, &net.brand_id, &answers).await;
     assert_eq!(verdict.acked, 40);
     assert_clean(&verdict);
+    assert_reconciled(&app.database).await;
 
     // Whatever the failed attempts left (the errors above say there were some), every copy
     // collapses to one row once merged: the same key and version each time.
@@ -301,6 +310,7 @@ async fn a_full_disk_refuses_and_recovers_when_space_returns() {
     let verdict = verify(&clickhouse::url(), &app.database, &net.brand_id, &answers).await;
     assert!(verdict.refused >= 1);
     assert_clean(&verdict);
+    assert_reconciled(&app.database).await;
 }
 
 /// A journal holding its limit of unshipped records (ClickHouse away) refuses new
@@ -351,4 +361,116 @@ async fn a_full_journal_refuses_until_shipping_frees_it() {
     app.drain().await;
     let verdict = verify(&clickhouse::url(), &app.database, &net.brand_id, &answers).await;
     assert_clean(&verdict);
+    assert_reconciled(&app.database).await;
+}
+
+/// `affilync check` on a database damaged the ways the old write path damaged it: a
+/// commission missing, a second commission row under another `created_at`, a listing copy
+/// missing and one doubled, a commission of no conversion. It names each, `--repair` mends
+/// them, and the next check finds nothing.
+#[tokio::test]
+async fn check_finds_and_repairs_what_disagrees() {
+    let app = TestApp::spawn().await;
+    let net = app.network().await;
+    let click = app.click(&net.link_url).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body = json!({"click_id": click, "order_id": format!("ck-{i}"), "amount": "20.00"});
+        let (status, body) = json_body(app.track(&net.brand_key, &body).await).await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(body["data"]["conversion_id"].as_str().unwrap().to_owned());
+    }
+    app.drain().await;
+    assert_reconciled(&app.database).await;
+
+    let db = app.database.clone();
+    let sql = |sql: String| {
+        let db = db.clone();
+        async move { crate::common::clickhouse_execute(&db, &sql).await }
+    };
+    sql(format!(
+        "ALTER TABLE commissions DELETE WHERE conversion_id = '{}'",
+        ids[0]
+    ))
+    .await;
+    sql(format!(
+        "INSERT INTO commissions SELECT conversion_id, brand_id, affiliate_id, campaign_id, \
+         version, created_at - 60, updated_at, event_type, status, amount, currency, rule, \
+         base_amount, base_currency FROM commissions WHERE conversion_id = '{}'",
+        ids[1]
+    ))
+    .await;
+    sql(format!(
+        "ALTER TABLE conversions_by_affiliate DELETE WHERE conversion_id = '{}'",
+        ids[2]
+    ))
+    .await;
+    sql(format!(
+        "INSERT INTO conversions_by_brand SELECT * FROM conversions_by_brand \
+         WHERE conversion_id = '{}'",
+        ids[3]
+    ))
+    .await;
+    sql(format!(
+        "INSERT INTO conversions_by_brand SELECT conversion_id, dedup_key, brand_id, order_id, \
+         version, created_at - 3600, updated_at, source, campaign_id, affiliate_id, link_id, \
+         click_id, attribution_method, click_time, seconds_from_click, event_type, amount, \
+         currency, commission_amount, commission_currency, commission_rule, status, \
+         status_reason, note, customer_email_sha256, metadata.key, metadata.value \
+         FROM conversions_by_brand WHERE conversion_id = '{}'",
+        ids[3]
+    ))
+    .await;
+    sql(format!(
+        "INSERT INTO commissions SELECT 'conv_{:032x}', brand_id, affiliate_id, campaign_id, \
+         version, created_at, updated_at, event_type, status, amount, currency, rule, \
+         base_amount, base_currency FROM commissions WHERE conversion_id = '{}'",
+        7u128, ids[4]
+    ))
+    .await;
+    // Mutations run in the background: wait for the deletes to have happened.
+    let deadline = std::time::Instant::now() + crate::common::DRAIN_DEADLINE;
+    while app
+        .clickhouse_count("SELECT count() FROM system.mutations WHERE is_done = 0")
+        .await
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mutations did not finish"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let (agreed, output) = crate::common::affilync_check(&app.database, &[]).await;
+    assert!(!agreed, "{output}");
+    for (table, id) in [
+        ("commissions", ids[0].clone()),
+        ("commissions", ids[1].clone()),
+        ("conversions_by_affiliate", ids[2].clone()),
+        ("conversions_by_brand", ids[3].clone()),
+        ("commissions", format!("conv_{:032x}", 7u128)),
+    ] {
+        assert!(
+            output
+                .lines()
+                .any(|line| line.starts_with(&format!("{table}\t{id}"))),
+            "{table} {id} not named:\n{output}"
+        );
+    }
+
+    let (agreed, output) = crate::common::affilync_check(&app.database, &["--repair"]).await;
+    assert!(agreed, "{output}");
+    assert!(output.contains("0 problems left"), "{output}");
+    assert_reconciled(&app.database).await;
+    let verdict = verify(
+        &clickhouse::url(),
+        &app.database,
+        &net.brand_id,
+        &std::collections::HashMap::new(),
+    )
+    .await;
+    // Only the five orders exist, each exactly once everywhere (the map of answers is
+    // empty, so every stored order is reported as never sent: five, and nothing else).
+    assert_eq!(verdict.problems.len(), 5, "{:#?}", verdict.problems);
 }

@@ -8,6 +8,7 @@ use attributor::store::StoreTimeouts;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::common::process::ServiceProcess;
 use crate::common::proxy::Proxy;
 use crate::common::{TestApp, TestOptions, clickhouse, json_body, metric_value};
 
@@ -280,4 +281,69 @@ async fn shipping_keeps_its_pace_whatever_waits() {
         took >= interval * 5,
         "60 records shipped in {took:?}, faster than the pace allows"
     );
+}
+
+/// A second `serve`, `demo` or `migrate` on a running node's data directory never touches
+/// the node's managed ClickHouse: the first two refuse, naming the node's pid; `migrate`
+/// migrates through the running server. The node serves on as before, from a listen
+/// queue as long as configured.
+#[tokio::test]
+async fn a_data_directory_has_one_owner() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let node = ServiceProcess::start_with(
+        None,
+        "affilync",
+        data_dir.path(),
+        &[("AFFILYNC_LISTEN_BACKLOG", "2048")],
+    )
+    .await;
+    let run = |command: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_affilync"))
+            .arg(command)
+            .env("AFFILYNC_DATA_DIR", data_dir.path())
+            .env("AFFILYNC_LISTEN", "127.0.0.1:0")
+            .env_remove("AFFILYNC_CLICKHOUSE_URL")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    for command in ["serve", "demo"] {
+        let (succeeded, output) = run(command);
+        assert!(!succeeded, "{command}: {output}");
+        assert!(
+            output.contains(&format!(
+                "in use by another affilync process (pid {})",
+                node.pid()
+            )),
+            "{command}: {output}"
+        );
+    }
+    let (succeeded, output) = run("migrate");
+    assert!(succeeded, "{output}");
+    assert!(output.contains("is up to date"), "{output}");
+
+    let (status, ready) = json_body(node.http.get(node.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ready["clickhouse"]["status"], "reachable", "{ready}");
+    let net = node.network().await;
+    let click = node.click(&net.link_url).await;
+    let body = json!({"click_id": click, "order_id": "owned", "amount": "1.00"});
+    assert_eq!(
+        node.track(&net.brand_key, &body).await.status(),
+        StatusCode::CREATED
+    );
+
+    let port = node.base.rsplit(':').next().unwrap().to_owned();
+    let sockets = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .unwrap();
+    let sockets = String::from_utf8_lossy(&sockets.stdout);
+    // For a listening socket, ss shows the accept queue's length as Send-Q.
+    let send_q = sockets.split_whitespace().nth(2);
+    assert_eq!(send_q, Some("2048"), "{sockets}");
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use ingest::clickhouse_server::ManagedClickhouse;
+use ingest::startup::clickhouse_server::ManagedClickhouse;
 
 static SERVER: OnceLock<ManagedClickhouse> = OnceLock::new();
 

@@ -19,8 +19,9 @@ use std::time::Duration;
 use attributor::clicks::ClickWriterConfig;
 use attributor::store::StoreTimeouts;
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
-use ingest::config::{Config, Secret};
+use ingest::config::Config;
 use ingest::dedup::{DedupConfig, LookupConfig};
+use ingest::secret::Secret;
 use rand::RngCore;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
@@ -202,6 +203,25 @@ impl Drop for TestApp {
 /// Rows of `database` straight from the test ClickHouse, as JSON objects.
 pub async fn clickhouse_rows(database: &str, sql: &str) -> Vec<Value> {
     clickhouse_rows_at(&clickhouse::url(), database, sql).await
+}
+
+/// Runs `affilync check` (the real binary) on `database` of the test ClickHouse, with
+/// `extra` arguments; returns whether it found everything in agreement, and its output.
+pub async fn affilync_check(database: &str, extra: &[&str]) -> (bool, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_affilync"));
+    command
+        .arg("check")
+        .args(["--clickhouse-url", &clickhouse::url()])
+        .args(["--clickhouse-database", database])
+        .args(extra);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
 }
 
 /// Runs a statement that returns nothing (DDL, OPTIMIZE) in `database` of the test

@@ -22,15 +22,30 @@ impl ServiceProcess {
     /// Starts `affilync serve` on a free port, on `data_dir` and `database` of
     /// `clickhouse_url`, shipping every 50 ms, and waits until it serves.
     pub async fn start(clickhouse_url: &str, database: &str, data_dir: &Path) -> ServiceProcess {
+        Self::start_with(Some(clickhouse_url), database, data_dir, &[]).await
+    }
+
+    /// As [`ServiceProcess::start`]; without a ClickHouse URL the node runs its own managed
+    /// one in `data_dir`, and `env` adds settings.
+    pub async fn start_with(
+        clickhouse_url: Option<&str>,
+        database: &str,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> ServiceProcess {
         fs::create_dir_all(data_dir).unwrap();
         let log = data_dir.join(format!(
             "service-{}.log",
             time::OffsetDateTime::now_utc().unix_timestamp_nanos()
         ));
-        let child = Command::new(env!("CARGO_BIN_EXE_affilync"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_affilync"));
+        if let Some(url) = clickhouse_url {
+            command.env("AFFILYNC_CLICKHOUSE_URL", url);
+        }
+        let child = command
             .arg("serve")
+            .envs(env.iter().copied())
             .env("AFFILYNC_LISTEN", "127.0.0.1:0")
-            .env("AFFILYNC_CLICKHOUSE_URL", clickhouse_url)
             .env("AFFILYNC_CLICKHOUSE_DATABASE", database)
             .env("AFFILYNC_DATA_DIR", data_dir)
             .env("AFFILYNC_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -52,6 +67,10 @@ impl ServiceProcess {
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What the process logged.

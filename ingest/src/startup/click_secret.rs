@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use rand::RngCore;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 const FILE_NAME: &str = "click_secret";
 

@@ -127,6 +127,20 @@ impl ManagedClickhouse {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// The URL of the managed server another process runs on `data_dir`, if it answers.
+    pub fn running_url(data_dir: &Path) -> Option<String> {
+        let config = fs::read_to_string(data_dir.join("clickhouse/config.xml")).ok()?;
+        let port: u16 = config
+            .split("<http_port>")
+            .nth(1)?
+            .split("</http_port>")
+            .next()?
+            .trim()
+            .parse()
+            .ok()?;
+        ping(port).then(|| format!("http://127.0.0.1:{port}"))
+    }
+
     /// The server's process id while it runs (a restart gives it a new one): for fault
     /// tests that freeze or kill it.
     pub fn server_pid(&self) -> Option<u32> {

@@ -1,0 +1,253 @@
+//! Reconciliation: does every table agree with `conversions`, the authority? For each
+//! conversion in scope (latest version): exactly one commission row, of the same version and
+//! amount; exactly one row of the same version in each listing copy; and no commission or
+//! listing row of a conversion that does not exist. What disagrees can be repaired: the
+//! stray rows are deleted (a mutation) and the conversion's latest row is written again,
+//! which writes its commission and, through the materialized views, its copies. Both steps
+//! are idempotent, so a repair can be run again.
+
+use clickhouse::Row;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::deadline::Exchange;
+use super::rows::{CommissionRow, ConversionRow};
+use super::{Store, StoreError};
+use crate::domain::BrandId;
+
+/// The most problems one check reports (and one repair mends); run again for more.
+const MOST_PROBLEMS: u64 = 10_000;
+
+/// Which conversions to check: a brand, a range of `created_at`, or both (or everything).
+#[derive(Debug, Clone, Default)]
+pub struct CheckScope {
+    pub brand: Option<BrandId>,
+    pub from: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+/// One disagreement, by the table it was found in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub table: &'static str,
+    pub conversion_id: String,
+    pub what: String,
+}
+
+/// The tables checked against `conversions`, and the column each holds the commission in.
+const COPIES: [(&str, &str); 3] = [
+    ("commissions", "amount"),
+    ("conversions_by_brand", "commission_amount"),
+    ("conversions_by_affiliate", "commission_amount"),
+];
+
+#[derive(Row, Deserialize)]
+struct Disagreement {
+    conversion_id: String,
+    version: u64,
+    amount: String,
+    copies: u64,
+    copy_version: u64,
+    copy_amount: String,
+}
+
+#[derive(Row, Deserialize)]
+struct Orphan {
+    conversion_id: String,
+}
+
+#[derive(Row, Deserialize)]
+struct Pending {
+    pending: u64,
+}
+
+impl CheckScope {
+    /// The WHERE clause for a table with `brand_id` and `created_at`.
+    fn condition(&self) -> String {
+        let mut parts = vec!["1".to_owned()];
+        if let Some(brand) = &self.brand {
+            // Brand ids are checked to be `brd_` and hex digits: nothing to escape.
+            parts.push(format!("brand_id = '{brand}'"));
+        }
+        if let Some(from) = self.from {
+            parts.push(format!(
+                "created_at >= toDateTime({})",
+                from.unix_timestamp()
+            ));
+        }
+        if let Some(until) = self.until {
+            parts.push(format!(
+                "created_at < toDateTime({})",
+                until.unix_timestamp()
+            ));
+        }
+        parts.join(" AND ")
+    }
+}
+
+impl Store {
+    /// Every disagreement between `conversions` and the tables derived from it, in scope
+    /// (at most `MOST_PROBLEMS` of each kind).
+    pub async fn check(&self, scope: &CheckScope) -> Result<Vec<Problem>, StoreError> {
+        let within = scope.condition();
+        let mut problems = Vec::new();
+        let duplicated: Vec<Orphan> = self
+            .bulk_rows(&format!(
+                "SELECT conversion_id FROM conversions FINAL WHERE {within} \
+                 GROUP BY conversion_id HAVING count() > 1 LIMIT {MOST_PROBLEMS}"
+            ))
+            .await?;
+        problems.extend(duplicated.into_iter().map(|row| Problem {
+            table: "conversions",
+            conversion_id: row.conversion_id,
+            what: "more than one latest row (versions in different partitions)".into(),
+        }));
+        for (table, amount) in COPIES {
+            let disagreements: Vec<Disagreement> = self
+                .bulk_rows(&format!(
+                    "SELECT conversion_id, latest AS version, amount, \
+                            copies, copy_version, copy_amount \
+                     FROM (SELECT conversion_id, max(version) AS latest, \
+                                  toString(argMax(commission_amount, version)) AS amount \
+                           FROM conversions FINAL WHERE {within} GROUP BY conversion_id) \
+                     ANY LEFT JOIN \
+                          (SELECT conversion_id, count() AS copies, \
+                                  max(version) AS copy_version, \
+                                  toString(argMax({amount}, version)) AS copy_amount \
+                           FROM {table} FINAL WHERE {within} GROUP BY conversion_id) \
+                     USING conversion_id \
+                     WHERE copies != 1 OR copy_version != latest OR copy_amount != amount \
+                     LIMIT {MOST_PROBLEMS}"
+                ))
+                .await?;
+            problems.extend(disagreements.into_iter().map(|row| Problem {
+                table,
+                what: if row.copies == 0 {
+                    "missing".to_owned()
+                } else {
+                    format!(
+                        "{} rows, version {} commission {}; the conversion has version {} commission {}",
+                        row.copies, row.copy_version, row.copy_amount, row.version, row.amount
+                    )
+                },
+                conversion_id: row.conversion_id,
+            }));
+            let orphans: Vec<Orphan> = self
+                .bulk_rows(&format!(
+                    "SELECT DISTINCT conversion_id FROM {table} WHERE {within} \
+                     AND conversion_id NOT IN (SELECT conversion_id FROM conversions) \
+                     LIMIT {MOST_PROBLEMS}"
+                ))
+                .await?;
+            problems.extend(orphans.into_iter().map(|row| Problem {
+                table,
+                conversion_id: row.conversion_id,
+                what: "no such conversion".into(),
+            }));
+        }
+        Ok(problems)
+    }
+
+    /// Mends `problems`: deletes every derived row of the conversions concerned (and the
+    /// older latest rows of a duplicated one), waits for the deletes, then writes each
+    /// conversion's latest row again. Returns how many conversions were rewritten.
+    pub async fn repair(&self, problems: &[Problem]) -> Result<usize, StoreError> {
+        let mut ids: Vec<&str> = problems.iter().map(|p| p.conversion_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Conversion ids are checked hex with a prefix before they are stored, and these
+        // come from the tables: quoting is enough.
+        let list = ids
+            .iter()
+            .map(|id| format!("'{}'", id.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let latest: Vec<ConversionRow> = self
+            .bulk_rows(&format!(
+                "SELECT ?fields FROM conversions FINAL WHERE conversion_id IN ({list}) \
+                 ORDER BY conversion_id, version"
+            ))
+            .await?;
+        for (table, _) in COPIES {
+            self.mutate(&format!(
+                "ALTER TABLE {table} DELETE WHERE conversion_id IN ({list})"
+            ))
+            .await?;
+        }
+        let mut newest: Vec<ConversionRow> = Vec::new();
+        let mut older = Vec::new();
+        for row in latest {
+            match newest.last_mut() {
+                Some(last) if last.conversion_id == row.conversion_id => {
+                    older.push(format!(
+                        "(conversion_id = '{}' AND version = {})",
+                        last.conversion_id, last.version
+                    ));
+                    *last = row;
+                }
+                _ => newest.push(row),
+            }
+        }
+        // A conversion with latest rows in two partitions keeps the newest.
+        if !older.is_empty() {
+            self.mutate(&format!(
+                "ALTER TABLE conversions DELETE WHERE {}",
+                older.join(" OR ")
+            ))
+            .await?;
+        }
+        self.wait_for_mutations().await?;
+        let commissions: Vec<CommissionRow> = newest.iter().map(CommissionRow::from).collect();
+        self.insert_rows("conversions", &newest).await?;
+        self.insert_rows("commissions", &commissions).await?;
+        Ok(newest.len())
+    }
+
+    async fn bulk_rows<R>(&self, sql: &str) -> Result<Vec<R>, StoreError>
+    where
+        R: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        self.within(
+            Exchange::Bulk,
+            "reconciliation query",
+            self.client.query(sql).fetch_all::<R>(),
+        )
+        .await
+    }
+
+    async fn mutate(&self, sql: &str) -> Result<(), StoreError> {
+        self.within(
+            Exchange::Bulk,
+            "reconciliation delete",
+            self.client.query(sql).execute(),
+        )
+        .await
+    }
+
+    /// Mutations run in the background; repairs write only once the deletes are done, or
+    /// they would delete what they write.
+    async fn wait_for_mutations(&self) -> Result<(), StoreError> {
+        let deadline = std::time::Instant::now() + self.timeout(Exchange::Bulk);
+        loop {
+            let pending: Vec<Pending> = self
+                .bulk_rows(&format!(
+                    "SELECT count() AS pending FROM system.mutations \
+                     WHERE database = '{}' AND is_done = 0",
+                    self.database()
+                ))
+                .await?;
+            if pending.first().is_none_or(|row| row.pending == 0) {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(
+                    "the repair's deletes did not finish in time".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

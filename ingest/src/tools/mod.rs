@@ -1,0 +1,3 @@
+//! The `affilync` subcommands besides `serve`: operators' tools run against a database.
+
+pub mod check;
