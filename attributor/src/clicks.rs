@@ -63,10 +63,9 @@ impl ClickRecorder {
         };
         let thread = std::thread::Builder::new()
             .name("click-journal".into())
-            .spawn(move || {
-                crate::runtime::run_as_background();
-                writer.run();
-            })
+            // At normal priority, unlike the other background threads: what waits here
+            // in memory is what a kill -9 loses, so the thread must keep up under load.
+            .spawn(move || writer.run())
             .expect("spawning the click journal thread");
         (
             ClickRecorder {

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::thread::JoinHandle;
 
-/// The nice value of background threads: shipping, bloom sync and click journaling yield
+/// The nice value of background threads: shipping, bloom sync and catalog refreshes yield
 /// the CPU to the request path. On a shared two-core box, their bursts (a second's records
 /// decoded and sent at once) otherwise showed in the p99 of every request.
 const BACKGROUND_NICE: i32 = 10;
