@@ -186,7 +186,12 @@ fn a_restart_finds_every_unshipped_record() {
     let (journal, recovery, _) = open(dir.path(), 1 << 30);
     assert_eq!(recovery.records, 1);
     assert_eq!(
-        recovery.dedup_keys,
+        recovery.discarded_frames, 0,
+        "a clean stop leaves whole logs"
+    );
+    assert_eq!(recovery.torn_tail_bytes, None);
+    assert_eq!(
+        journal.unshipped().dedup_keys(),
         vec![id_of(&conversion("r2")).dedup_key()]
     );
     assert!(
@@ -220,6 +225,23 @@ fn segment(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let mut wal = db.clone().into_os_string();
     wal.push("-wal");
     (db, wal.into())
+}
+
+#[test]
+fn a_kill_image_is_recovered_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = tempfile::tempdir().unwrap();
+    let (journal, _, _) = open(dir.path(), 1 << 30);
+    for i in 0..50 {
+        journal.append(&[conversion(&format!("k{i}"))]).unwrap();
+    }
+    crash_image(dir.path(), image.path());
+    drop(journal);
+
+    let (_, recovery, _) = open(image.path(), 1 << 30);
+    assert_eq!(recovery.records, 50);
+    assert_eq!(recovery.discarded_frames, 0, "{recovery:?}");
+    assert_eq!(recovery.torn_tail_bytes, None);
 }
 
 #[test]
@@ -351,6 +373,11 @@ fn shipped_segments_are_removed_and_sequence_numbers_never_reused() {
     drop(journal);
     let (journal, recovery, _) = open(dir.path(), 1 << 30);
     assert_eq!(recovery.records, 1);
+    assert_eq!(
+        recovery.discarded_frames, 0,
+        "a clean stop leaves whole logs"
+    );
+    assert_eq!(recovery.torn_tail_bytes, None);
     assert_eq!(orders(&journal.oldest(100).unwrap().unwrap()), ["s3"]);
 }
 
