@@ -155,7 +155,8 @@ pub struct ServeArgs {
     /// Memory for the cache of recently seen conversions answering replays.
     #[arg(long, env = "AFFILYNC_DEDUP_CACHE_MB", default_value_t = 64)]
     pub dedup_cache_mb: u64,
-    /// Conversions the bloom filter is sized for (it grows to twice the stored count).
+    /// Conversions the bloom filter is sized for at least (1.25 × the stored count when
+    /// that is more; a full filter is rebuilt larger).
     #[arg(long, env = "AFFILYNC_BLOOM_CAPACITY", default_value_t = 10_000_000)]
     pub bloom_capacity: u64,
 }

@@ -34,6 +34,10 @@ pub struct HttpMetrics {
     pub dedup_lookup_queue_depth: IntGauge,
     /// Reads of the dedup log that brought other nodes' conversions into the bloom filter.
     pub bloom_syncs_total: IntCounter,
+    /// Larger bloom filters seeded to replace one holding more than it was sized for.
+    pub bloom_rebuilds_total: IntCounter,
+    /// Memory of the bloom filter answering now.
+    pub bloom_bytes: IntGauge,
     /// Browser pixel reports by outcome; `outcome`: stored | replayed | conflict | no_click
     /// | forged_click | unknown_click | no_matching_email | invalid | unavailable.
     pub pixel_reports_total: IntCounterVec,
@@ -84,6 +88,16 @@ impl HttpMetrics {
                 "Reads of the dedup log into this node's bloom filter",
             )
             .expect("valid metric"),
+            bloom_rebuilds_total: IntCounter::new(
+                "affilync_dedup_bloom_rebuilds_total",
+                "Larger bloom filters seeded to replace a full one",
+            )
+            .expect("valid metric"),
+            bloom_bytes: IntGauge::new(
+                "affilync_dedup_bloom_bytes",
+                "Memory of this node's dedup bloom filter",
+            )
+            .expect("valid metric"),
             pixel_reports_total: IntCounterVec::new(
                 Opts::new(
                     "affilync_pixel_reports_total",
@@ -107,6 +121,8 @@ impl HttpMetrics {
             Box::new(metrics.conversions_in_flight.clone()),
             Box::new(metrics.pixel_reports_total.clone()),
             Box::new(metrics.bloom_syncs_total.clone()),
+            Box::new(metrics.bloom_rebuilds_total.clone()),
+            Box::new(metrics.bloom_bytes.clone()),
             Box::new(metrics.dedup_lookup_queue_depth.clone()),
         ] {
             registry

@@ -77,7 +77,7 @@ pub async fn serve(
     let bloom = start_bloom(
         &store,
         &config.dedup,
-        &recovery.dedup_keys,
+        Arc::clone(&journal),
         http_metrics.clone(),
     )
     .await

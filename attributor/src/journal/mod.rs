@@ -61,8 +61,6 @@ pub enum JournalError {
 pub struct Recovery {
     /// Records waiting to be shipped.
     pub records: u64,
-    /// Dedup keys of the conversions among them, for the bloom filter.
-    pub dedup_keys: Vec<u64>,
     /// The latest version of the most recently journaled of them (at most
     /// `RECENT_CONVERSIONS_KEPT`), oldest first: for the dedup cache, so that a replay
     /// right after a restart is answered from memory, whether or not ClickHouse is there.
@@ -149,13 +147,11 @@ impl Journal {
 
         let unshipped = Unshipped::default();
         let pending = Pending::default();
-        let mut dedup_keys = Vec::new();
         let mut recent = std::collections::VecDeque::new();
         let mut next_seq = engine.next_seq_floor();
         for (seq, bytes, decoded) in &found {
             if let Entry::Conversion(row) = &decoded.entry {
                 unshipped.note(Indexed::of(row).map(|indexed| (*seq, indexed)));
-                dedup_keys.push(row.dedup_key);
                 if recent.len() == RECENT_CONVERSIONS_KEPT {
                     recent.pop_front();
                 }
@@ -170,7 +166,6 @@ impl Journal {
         }
         let recovery = Recovery {
             records: found.len() as u64,
-            dedup_keys,
             recent_conversions: recent.into(),
             dropped,
             torn_tail_bytes: report.torn_tail_bytes,

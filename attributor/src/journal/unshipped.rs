@@ -87,6 +87,16 @@ impl Unshipped {
         }
     }
 
+    /// The dedup keys ([`ConversionId::dedup_key`], the low 64 bits of the id) of every
+    /// unshipped conversion.
+    pub fn dedup_keys(&self) -> Vec<u64> {
+        self.lock()
+            .conversions
+            .keys()
+            .map(|&key| key as u64)
+            .collect()
+    }
+
     pub fn conversions(&self) -> usize {
         self.lock().conversions.len()
     }

@@ -13,6 +13,9 @@ use attributor::runtime::spawn_background;
 use attributor::{Store, StoreError};
 use time::OffsetDateTime;
 
+use attributor::Journal;
+
+use super::bloom::HEADROOM;
 use super::{DedupConfig, SeededBloom};
 use crate::metrics::HttpMetrics;
 
@@ -31,33 +34,34 @@ const RETRY_SEEDING_AFTER: Duration = Duration::from_secs(5);
 const LOG_KEPT: time::Duration = time::Duration::days(2);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Sizes the filter for what is stored and journaled (twice that, at least the configured
-/// capacity), adds the journaled keys, and starts the thread that fills it with what
-/// ClickHouse holds and keeps it current. The thread ends when the filter
-/// is dropped.
+/// Sizes the filter for what is stored and journaled (with [`HEADROOM`], at least the
+/// configured capacity), adds the journaled keys, and starts the thread that fills it with
+/// what ClickHouse holds, keeps it current, and replaces it with a larger one when it
+/// outgrows its size. The thread ends when the filter is dropped.
 pub async fn start_bloom(
     store: &Store,
     config: &DedupConfig,
-    journaled: &[u64],
+    journal: Arc<Journal>,
     metrics: HttpMetrics,
 ) -> Result<Arc<SeededBloom>, StoreError> {
     let stored = store.count_conversion_versions().await?;
-    let bloom = Arc::new(SeededBloom::with_capacity(
-        config
-            .bloom_capacity
-            .max((stored + journaled.len() as u64) * 2),
-    ));
     // This node's unshipped conversions, which ClickHouse cannot tell about yet.
-    for &key in journaled {
+    let journaled = journal.unshipped().dedup_keys();
+    let wanted = (stored + journaled.len() as u64) as f64 * HEADROOM;
+    let bloom = Arc::new(SeededBloom::with_capacity(
+        config.bloom_capacity.max(wanted as u64),
+    ));
+    for key in journaled {
         bloom.insert(key);
     }
+    metrics.bloom_bytes.set(bloom.size_bytes() as i64);
     let filling = Arc::downgrade(&bloom);
     let store = store.with_own_pool();
-    spawn_background("bloom-sync", move || fill(store, filling, metrics));
+    spawn_background("bloom-sync", move || fill(store, filling, journal, metrics));
     Ok(bloom)
 }
 
-async fn fill(store: Store, bloom: Weak<SeededBloom>, metrics: HttpMetrics) {
+async fn fill(store: Store, bloom: Weak<SeededBloom>, journal: Arc<Journal>, metrics: HttpMetrics) {
     // Taken before seeding, so that what is stored while the seed runs comes with the sync.
     let mut logged_until = loop {
         match store.server_now().await {
@@ -108,12 +112,39 @@ async fn fill(store: Store, bloom: Weak<SeededBloom>, metrics: HttpMetrics) {
             }
             Err(error) => tracing::warn!(%error, "reading the dedup log failed"),
         }
+        if filter.is_over_capacity() {
+            // The sync waits meanwhile; its next read reaches back to before the scan.
+            rebuild(&store, &filter, &journal, &metrics).await;
+        }
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(Instant::now());
             let keep_since = OffsetDateTime::now_utc() - LOG_KEPT;
             if let Err(error) = store.drop_dedup_log_before(keep_since).await {
                 tracing::warn!(%error, "dropping old days of the dedup log failed");
             }
+        }
+    }
+}
+
+/// Seeds a larger filter beside the full one, which keeps answering until it is replaced.
+async fn rebuild(store: &Store, bloom: &SeededBloom, journal: &Journal, metrics: &HttpMetrics) {
+    let started = Instant::now();
+    let next = bloom.begin_rebuild();
+    // Taken after every insert began to reach `next`: an order acknowledged before is
+    // here, or was shipped first and is in ClickHouse when the scan reads it.
+    for key in journal.unshipped().dedup_keys() {
+        next.insert(key);
+    }
+    match store.for_each_dedup_key(|key| next.insert(key)).await {
+        Ok(keys) => {
+            bloom.finish_rebuild(next);
+            metrics.bloom_rebuilds_total.inc();
+            metrics.bloom_bytes.set(bloom.size_bytes() as i64);
+            tracing::info!(keys, bytes = bloom.size_bytes(), elapsed = ?started.elapsed(), "dedup bloom filter outgrew its size and was rebuilt larger");
+        }
+        Err(error) => {
+            bloom.abandon_rebuild();
+            tracing::warn!(%error, "rebuilding the full dedup bloom filter failed; it answers \"maybe\" more often until the next try");
         }
     }
 }

@@ -33,8 +33,8 @@ use crate::views;
 pub struct DedupConfig {
     /// Memory for cached conversions (approximate).
     pub cache_bytes: u64,
-    /// Conversions the bloom filter is sized for, at least; it is sized for twice what is
-    /// stored when that is more.
+    /// Conversions the bloom filter is sized for, at least; it is sized for a quarter more
+    /// than what is stored when that is more, and rebuilt larger when it fills.
     pub bloom_capacity: u64,
 }
 

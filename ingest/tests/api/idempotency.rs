@@ -3,6 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::common::{TestApp, TestOptions, json_body, metric_value};
+use futures_util::StreamExt;
+use ingest::dedup::DedupConfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -322,5 +324,62 @@ async fn a_second_node_knows_what_the_first_stored() {
             .clickhouse_count("SELECT count() FROM conversions FINAL WHERE order_id LIKE 'both-%'")
             .await,
         10
+    );
+}
+
+/// A bloom filter cannot grow: one holding more than it was sized for is replaced by a
+/// larger one, seeded while the full one answers. No order may go missing in the swap,
+/// or its replay would be taken for new and stored twice.
+#[tokio::test]
+async fn a_full_bloom_filter_is_replaced_without_forgetting_an_order() {
+    let app = TestApp::spawn_with(TestOptions {
+        // Small enough that replays miss the cache and are decided by the filter.
+        dedup: DedupConfig {
+            cache_bytes: 64 * 1024,
+            bloom_capacity: 1_000,
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    app.wait_until_bloom_seeded().await;
+    let bytes_before = metric_value(&app.metrics().await, "affilync_dedup_bloom_bytes", &[]);
+    let net = app.network().await;
+    let click = app.click(&net.link_url).await;
+    let orders: Vec<String> = (0..1_500).map(|i| format!("grow-{i}")).collect();
+    let send_all = |expected: StatusCode| {
+        futures_util::stream::iter(orders.iter())
+            .map(|order| {
+                let body = conversion(&click, order, "3.00");
+                let key = net.brand_key.clone();
+                let app = &app;
+                async move { app.track(&key, &body).await.status() }
+            })
+            .buffer_unordered(16)
+            .for_each(move |status| async move { assert_eq!(status, expected) })
+    };
+    send_all(StatusCode::CREATED).await;
+    app.wait_for_metric("affilync_dedup_bloom_rebuilds_total", &[], |n| n >= 1.0)
+        .await;
+    let metrics = app.metrics().await;
+    assert!(metric_value(&metrics, "affilync_dedup_bloom_bytes", &[]) > bytes_before);
+    let negatives = |metrics: &str| {
+        metric_value(
+            metrics,
+            "affilync_dedup_total",
+            &[("outcome", "bloom_negative")],
+        )
+    };
+    let negatives_before = negatives(&metrics);
+
+    send_all(StatusCode::OK).await;
+    assert_eq!(
+        negatives(&app.metrics().await),
+        negatives_before,
+        "every stored order is in the new filter"
+    );
+    assert_eq!(
+        app.clickhouse_count("SELECT count() FROM conversions")
+            .await,
+        1_500
     );
 }

@@ -68,6 +68,7 @@ pub struct TestOptions {
     pub shutdown_ship_timeout: Duration,
     pub timeouts: StoreTimeouts,
     pub lookup_timeout: Duration,
+    pub dedup: DedupConfig,
 }
 
 impl Default for TestOptions {
@@ -89,6 +90,10 @@ impl Default for TestOptions {
             shutdown_ship_timeout: Duration::from_secs(10),
             timeouts: StoreTimeouts::default(),
             lookup_timeout: LookupConfig::default().timeout,
+            dedup: DedupConfig {
+                cache_bytes: 8 * 1024 * 1024,
+                bloom_capacity: 10_000,
+            },
         }
     }
 }
@@ -150,10 +155,7 @@ impl TestApp {
             },
             // Often, so that what one node creates reaches another within a test's patience.
             catalog_refresh: Duration::from_millis(100),
-            dedup: DedupConfig {
-                cache_bytes: 8 * 1024 * 1024,
-                bloom_capacity: 10_000,
-            },
+            dedup: options.dedup,
             shutdown_timeout: Duration::from_secs(10),
             shutdown_ship_timeout: options.shutdown_ship_timeout,
             clock: options.clock.clock(),
