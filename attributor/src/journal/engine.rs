@@ -127,7 +127,15 @@ impl Engine {
                 *report.torn_tail_bytes.get_or_insert(0) += log.torn_bytes;
             }
             let mut records = Vec::new();
-            let segment = match Segment::recover(&path, log.frames, &mut report, &mut records) {
+            // Only what is unshipped is read into memory: a segment that was being shipped
+            // when the node stopped may hold hundreds of MB of records ClickHouse has.
+            let segment = match Segment::recover(
+                &path,
+                log.frames,
+                shipped_through,
+                &mut report,
+                &mut records,
+            ) {
                 Ok(segment) => segment,
                 Err(error) if error.is_corruption() => {
                     let aside = set_aside(&path)?;
@@ -139,23 +147,24 @@ impl Engine {
                         "a journal segment is damaged; moved it aside and kept the records that could be read"
                     );
                     report.set_aside.push((aside, records.len()));
-                    let segment = Segment::open_and_scan(&path, &mut Vec::new())?;
+                    let segment = Segment::open(&path)?;
                     let mut writer = segment_writer(&path)?;
                     insert(
                         &mut writer,
                         records.iter().map(|(seq, value)| (*seq, value.as_slice())),
                     )?;
+                    let last = records.last().map_or(0, |(seq, _)| *seq);
+                    segment.last_seq.store(last, Ordering::Release);
                     segment
                 }
                 Err(error) => return Err(error),
             };
-            let last = records.last().map_or(0, |(seq, _)| *seq);
-            segment.last_seq.store(last, Ordering::Release);
+            let last = segment.last_seq.load(Ordering::Acquire);
             if last != 0 && last <= shipped_through {
                 remove_files(&path);
                 continue;
             }
-            for (seq, value) in records.iter().filter(|(seq, _)| *seq > shipped_through) {
+            for (seq, value) in &records {
                 each(*seq, value);
             }
             segments.insert(first_seq, Arc::new(segment));
@@ -208,7 +217,7 @@ impl Engine {
     fn new_segment(&self, first_seq: u64) -> Result<Active, EngineError> {
         let path = self.dir.join(format!("{PREFIX}{first_seq:020}{SUFFIX}"));
         let writer = segment_writer(&path)?;
-        let segment = Arc::new(Segment::open_and_scan(&path, &mut Vec::new())?);
+        let segment = Arc::new(Segment::open(&path)?);
         self.segments.lock().insert(first_seq, Arc::clone(&segment));
         Ok(Active {
             segment,
@@ -218,22 +227,33 @@ impl Engine {
         })
     }
 
-    /// Calls `each` with the records from `first` through `last`, in order.
+    /// Calls `each` with the records from `first` through `last`, in order, at most `limit`
+    /// of them.
     pub fn scan(
         &self,
         first: u64,
         last: u64,
+        limit: usize,
         mut each: impl FnMut(u64, &[u8]),
     ) -> Result<(), EngineError> {
+        let mut left = limit;
         for segment in self.segments_overlapping(first, last) {
+            if left == 0 {
+                break;
+            }
             let reader = segment.reader.lock();
             let mut statement = reader.prepare_cached(
-                "SELECT seq, value FROM records WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+                "SELECT seq, value FROM records WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3",
             )?;
-            let mut rows = statement.query(params![seq_to(first), seq_to(last)])?;
+            let mut rows = statement.query(params![
+                seq_to(first),
+                seq_to(last),
+                i64::try_from(left).unwrap_or(i64::MAX)
+            ])?;
             while let Some(row) = rows.next()? {
                 let value = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
                 each(seq_from(row.get(0)?), value);
+                left -= 1;
             }
         }
         Ok(())
@@ -317,10 +337,11 @@ impl Segment {
     fn recover(
         path: &Path,
         frames_on_disk: u64,
+        shipped_through: u64,
         report: &mut OpenReport,
         records: &mut Vec<(u64, Vec<u8>)>,
     ) -> Result<Segment, EngineError> {
-        let segment = Segment::open_and_scan(path, &mut Vec::new())?;
+        let segment = Segment::open(path)?;
         {
             let reader = segment.reader.lock();
             // A passive checkpoint answers with the frames SQLite took back; a truncating
@@ -336,25 +357,40 @@ impl Segment {
             }
         }
         drop(segment);
-        Segment::open_and_scan(path, records)
+        Segment::open_and_scan(path, shipped_through, records)
     }
 
+    /// Opens the segment, reads its records after `shipped_through` into `records`, and
+    /// notes its last sequence number.
     fn open_and_scan(
         path: &Path,
+        shipped_through: u64,
         records: &mut Vec<(u64, Vec<u8>)>,
     ) -> Result<Segment, EngineError> {
+        let segment = Segment::open(path)?;
+        {
+            let reader = segment.reader.lock();
+            let mut statement =
+                reader.prepare("SELECT seq, value FROM records WHERE seq > ?1 ORDER BY seq")?;
+            let mut rows = statement.query(params![seq_to(shipped_through)])?;
+            while let Some(row) = rows.next()? {
+                records.push((seq_from(row.get(0)?), row.get(1)?));
+            }
+            let last: Option<i64> =
+                reader.query_row("SELECT max(seq) FROM records", [], |row| row.get(0))?;
+            segment
+                .last_seq
+                .store(last.map_or(0, seq_from), Ordering::Release);
+        }
+        Ok(segment)
+    }
+
+    fn open(path: &Path) -> Result<Segment, EngineError> {
         let reader = connect(path)?;
         reader.pragma_update(None, "journal_mode", "WAL")?;
         reader.execute_batch(
             "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, value BLOB NOT NULL)",
         )?;
-        {
-            let mut statement = reader.prepare("SELECT seq, value FROM records ORDER BY seq")?;
-            let mut rows = statement.query([])?;
-            while let Some(row) = rows.next()? {
-                records.push((seq_from(row.get(0)?), row.get(1)?));
-            }
-        }
         Ok(Segment {
             path: path.to_owned(),
             reader: Mutex::new(reader),

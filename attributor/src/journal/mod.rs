@@ -99,10 +99,12 @@ struct Append {
     journaled_at_ms: u64,
 }
 
-/// Records read for shipping, with the sequence numbers they cover.
-pub struct ShipBatch {
-    pub seqs: RangeInclusive<u64>,
+/// Records read for shipping: up to a chunk of a range, oldest first.
+pub struct ShipChunk {
     pub records: Vec<(u64, Entry)>,
+    /// The last sequence number read, damaged records included: the next chunk starts
+    /// after it. `None` when the range holds nothing more.
+    pub read_through: Option<u64>,
 }
 
 impl Journal {
@@ -300,43 +302,45 @@ impl Journal {
             .collect()
     }
 
-    /// The oldest unshipped records, whole appends of them, up to about `max_records`.
-    /// Damaged records are dropped and logged on the way.
-    pub fn oldest(&self, max_records: usize) -> Result<Option<ShipBatch>, JournalError> {
-        let Some(seqs) = self.pending.oldest(max_records as u64) else {
-            return Ok(None);
-        };
-        let mut records = Vec::with_capacity(max_records.min(1 << 16));
-        let mut damaged = Vec::new();
+    /// The sequence numbers of the oldest unshipped records, whole appends of them, up to
+    /// about `max_records`.
+    pub fn oldest_unshipped(&self, max_records: usize) -> Option<RangeInclusive<u64>> {
+        self.pending.oldest(max_records as u64)
+    }
+
+    /// Up to `limit` records of `seqs`, oldest first: a shipment reads its range in chunks,
+    /// so that its memory does not grow with the backlog. Damaged records are dropped and
+    /// logged on the way.
+    pub fn read(&self, seqs: RangeInclusive<u64>, limit: usize) -> Result<ShipChunk, JournalError> {
+        let mut records = Vec::with_capacity(limit.min(1 << 16));
+        let mut damaged = 0;
+        let mut read_through = None;
         self.engine
-            .scan(
-                *seqs.start(),
-                *seqs.end(),
-                |seq, bytes| match Entry::decode(bytes) {
+            .scan(*seqs.start(), *seqs.end(), limit, |seq, bytes| {
+                read_through = Some(seq);
+                match Entry::decode(bytes) {
                     Ok(decoded) => records.push((seq, decoded.entry)),
                     Err(error) => {
                         tracing::error!(seq, %error, "dropping a damaged journal record");
-                        damaged.push(seq);
+                        damaged += 1;
                     }
-                },
-            )
+                }
+            })
             .map_err(|error| JournalError::Unreadable(error.to_string()))?;
-        self.metrics
-            .corrupt_records_total
-            .inc_by(damaged.len() as u64);
-        Ok(Some(ShipBatch { seqs, records }))
+        self.metrics.corrupt_records_total.inc_by(damaged);
+        Ok(ShipChunk {
+            records,
+            read_through,
+        })
     }
 
-    /// ClickHouse has everything in `batch`: forget it, then let the engine drop it.
-    pub fn release(&self, batch: &ShipBatch) -> Result<(), JournalError> {
-        self.unshipped
-            .forget_shipped(batch.records.iter().filter_map(|(seq, entry)| match entry {
-                Entry::Conversion(row) => Some((*seq, row)),
-                Entry::Click(_) => None,
-            }));
-        self.pending.release_through(*batch.seqs.end());
+    /// ClickHouse has every record through `last`: forget them, then let the engine drop
+    /// them.
+    pub fn release_through(&self, last: u64) -> Result<(), JournalError> {
+        self.unshipped.forget_through(last);
+        self.pending.release_through(last);
         self.engine
-            .release_through(*batch.seqs.end())
+            .release_through(last)
             .map_err(|error| JournalError::Unwritable(error.to_string()))
     }
 

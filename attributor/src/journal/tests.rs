@@ -85,7 +85,19 @@ fn id_of(entry: &Entry) -> ConversionId {
     }
 }
 
-fn orders(batch: &ShipBatch) -> Vec<String> {
+/// What the shipper would take next: the oldest range, read whole.
+struct Batch {
+    seqs: std::ops::RangeInclusive<u64>,
+    records: Vec<(u64, Entry)>,
+}
+
+fn oldest(journal: &Journal, max_records: usize) -> Option<Batch> {
+    let seqs = journal.oldest_unshipped(max_records)?;
+    let records = journal.read(seqs.clone(), usize::MAX).unwrap().records;
+    Some(Batch { seqs, records })
+}
+
+fn orders(batch: &Batch) -> Vec<String> {
     batch
         .records
         .iter()
@@ -111,17 +123,17 @@ fn records_ship_oldest_first_and_leave_once_released() {
     assert_eq!(row.order_id, "b");
 
     // Whole appends: a limit of 4 takes the first append only.
-    let batch = journal.oldest(4).unwrap().unwrap();
+    let batch = oldest(&journal, 4).unwrap();
     assert_eq!(batch.seqs, 1..=3);
     assert_eq!(orders(&batch), ["a", "b", "c"]);
-    journal.release(&batch).unwrap();
+    journal.release_through(*batch.seqs.end()).unwrap();
     assert_eq!(journal.pending_records(), 2);
     assert_eq!(journal.conversion(&id_of(&first[1])).unwrap(), None);
 
-    let batch = journal.oldest(100).unwrap().unwrap();
+    let batch = oldest(&journal, 100).unwrap();
     assert_eq!(orders(&batch), ["k1", "k2"]);
-    journal.release(&batch).unwrap();
-    assert!(journal.oldest(100).unwrap().is_none());
+    journal.release_through(*batch.seqs.end()).unwrap();
+    assert!(oldest(&journal, 100).is_none());
     journal.sample_metrics();
     assert_eq!(metrics.pending_records.get(), 0);
     assert_eq!(metrics.lag_seconds.get(), 0.0);
@@ -133,7 +145,7 @@ fn a_newer_version_stays_indexed_when_an_older_one_ships() {
     let (journal, _, _) = open(dir.path(), 1 << 30);
     let first = conversion("v");
     journal.append(std::slice::from_ref(&first)).unwrap();
-    let older = journal.oldest(100).unwrap().unwrap();
+    let older = oldest(&journal, 100).unwrap();
     let Entry::Conversion(mut changed) = first.clone() else {
         unreachable!()
     };
@@ -141,7 +153,7 @@ fn a_newer_version_stays_indexed_when_an_older_one_ships() {
     changed.status = "approved".into();
     journal.append(&[Entry::Conversion(changed)]).unwrap();
 
-    journal.release(&older).unwrap();
+    journal.release_through(*older.seqs.end()).unwrap();
     let row = journal.conversion(&id_of(&first)).unwrap().unwrap();
     assert_eq!((row.version, row.status.as_str()), (2, "approved"));
 }
@@ -168,8 +180,8 @@ fn a_full_journal_refuses_and_takes_appends_again_once_shipped() {
         "nothing of the refused append is kept"
     );
 
-    let batch = journal.oldest(100).unwrap().unwrap();
-    journal.release(&batch).unwrap();
+    let batch = oldest(&journal, 100).unwrap();
+    journal.release_through(*batch.seqs.end()).unwrap();
     journal.append(&[conversion("x3")]).unwrap();
 }
 
@@ -180,8 +192,8 @@ fn a_restart_finds_every_unshipped_record() {
         let (journal, _, _) = open(dir.path(), 1 << 30);
         journal.append(&[conversion("r1"), click("k")]).unwrap();
         journal.append(&[conversion("r2")]).unwrap();
-        let batch = journal.oldest(2).unwrap().unwrap();
-        journal.release(&batch).unwrap();
+        let batch = oldest(&journal, 2).unwrap();
+        journal.release_through(*batch.seqs.end()).unwrap();
     }
     let (journal, recovery, _) = open(dir.path(), 1 << 30);
     assert_eq!(recovery.records, 1);
@@ -202,7 +214,7 @@ fn a_restart_finds_every_unshipped_record() {
     );
     // New records continue the sequence.
     assert_eq!(journal.append(&[conversion("r3")]).unwrap(), 4..=4);
-    assert_eq!(orders(&journal.oldest(100).unwrap().unwrap()), ["r2", "r3"]);
+    assert_eq!(orders(&oldest(&journal, 100).unwrap()), ["r2", "r3"]);
 }
 
 /// Copies the journal's files as a kill -9 would leave them: the records still in the
@@ -267,7 +279,7 @@ fn an_append_cut_short_by_a_crash_is_dropped_and_the_rest_kept() {
     assert_eq!(recovery.torn_tail_bytes.map(|b| b > 0), Some(true));
     assert_eq!(recovery.records, 4, "the four complete appends are kept");
     assert_eq!(
-        orders(&journal.oldest(100).unwrap().unwrap()),
+        orders(&oldest(&journal, 100).unwrap()),
         ["t0", "t1", "t2", "t3"]
     );
 }
@@ -297,7 +309,7 @@ fn a_damaged_record_is_dropped_and_counted_and_the_others_kept() {
     assert_eq!(recovery.dropped, vec![2]);
     assert_eq!(recovery.records, 2);
     assert_eq!(metrics.corrupt_records_total.get(), 1);
-    assert_eq!(orders(&journal.oldest(100).unwrap().unwrap()), ["d1", "d3"]);
+    assert_eq!(orders(&oldest(&journal, 100).unwrap()), ["d1", "d3"]);
 }
 
 #[test]
@@ -321,7 +333,7 @@ fn a_damaged_log_frame_is_reported_and_the_records_before_it_kept() {
 
     let (journal, recovery, _) = open(dir.path(), 1 << 30);
     assert!(recovery.discarded_frames > 0, "{recovery:?}");
-    let kept = orders(&journal.oldest(100).unwrap().unwrap());
+    let kept = orders(&oldest(&journal, 100).unwrap());
     assert_eq!(kept, ["w1"], "SQLite stops at the damaged frame");
 }
 
@@ -352,8 +364,8 @@ fn shipped_segments_are_removed_and_sequence_numbers_never_reused() {
         journal
             .append(&[conversion("s1"), conversion("s2")])
             .unwrap();
-        let batch = journal.oldest(100).unwrap().unwrap();
-        journal.release(&batch).unwrap();
+        let batch = oldest(&journal, 100).unwrap();
+        journal.release_through(*batch.seqs.end()).unwrap();
     }
     // Everything shipped: the next start finds nothing to ship and removes the segment...
     let (journal, recovery, _) = open(dir.path(), 1 << 30);
@@ -378,7 +390,7 @@ fn shipped_segments_are_removed_and_sequence_numbers_never_reused() {
         "a clean stop leaves whole logs"
     );
     assert_eq!(recovery.torn_tail_bytes, None);
-    assert_eq!(orders(&journal.oldest(100).unwrap().unwrap()), ["s3"]);
+    assert_eq!(orders(&oldest(&journal, 100).unwrap()), ["s3"]);
 }
 
 #[test]
@@ -395,4 +407,26 @@ fn a_directory_that_cannot_be_made_is_an_error_not_a_panic() {
         JournalMetrics::new(&Registry::new()),
     );
     assert!(matches!(result, Err(JournalError::CannotOpen { .. })));
+}
+
+#[test]
+fn a_range_reads_in_chunks_that_resume_where_the_last_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _, _) = open(dir.path(), 1 << 30);
+    for i in 0..10 {
+        journal.append(&[conversion(&format!("c{i}"))]).unwrap();
+    }
+    let seqs = journal.oldest_unshipped(100).unwrap();
+    let mut read = Vec::new();
+    let mut from = *seqs.start();
+    loop {
+        let chunk = journal.read(from..=*seqs.end(), 3).unwrap();
+        let Some(last) = chunk.read_through else {
+            break;
+        };
+        assert!(chunk.records.len() <= 3);
+        read.extend(chunk.records.into_iter().map(|(seq, _)| seq));
+        from = last + 1;
+    }
+    assert_eq!(read, seqs.collect::<Vec<_>>());
 }

@@ -63,28 +63,12 @@ impl Unshipped {
         inner.touches.get(&key).map(|(touch, _)| touch.clone())
     }
 
-    /// Forgets what ClickHouse now has: each shipped version, unless a newer one of the
-    /// same conversion is still waiting.
-    pub fn forget_shipped<'a>(&self, shipped: impl IntoIterator<Item = (u64, &'a ConversionRow)>) {
+    /// Forgets what ClickHouse now has: every version through `last`, unless a newer one
+    /// of the same conversion is still waiting.
+    pub fn forget_through(&self, last: u64) {
         let mut inner = self.lock();
-        for (seq, row) in shipped {
-            let Ok(id) = ConversionId::parse(&row.conversion_id) else {
-                continue;
-            };
-            if inner
-                .conversions
-                .get(&id.key())
-                .is_some_and(|&latest| latest <= seq)
-            {
-                inner.conversions.remove(&id.key());
-            }
-            if let Some(touch) = touch_of(row) {
-                let key = (touch.brand, touch.email);
-                if inner.touches.get(&key).is_some_and(|(_, at)| *at <= seq) {
-                    inner.touches.remove(&key);
-                }
-            }
-        }
+        inner.conversions.retain(|_, seq| *seq > last);
+        inner.touches.retain(|_, (_, seq)| *seq > last);
     }
 
     /// The dedup keys ([`ConversionId::dedup_key`], the low 64 bits of the id) of every

@@ -16,6 +16,7 @@ mod touches;
 
 use std::time::Duration;
 
+use clickhouse::insert::Insert;
 use clickhouse::{Client, RowOwned, RowWrite};
 use deadline::Exchange;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -161,19 +162,27 @@ impl Store {
         table: &str,
         rows: impl IntoIterator<Item = &'r R>,
     ) -> Result<(), StoreError> {
-        let limit = self.timeout(Exchange::Write);
         self.within(Exchange::Write, "INSERT", async {
-            let mut insert = self
-                .client
-                .insert::<R>(table)
-                .await?
-                .with_timeouts(Some(limit), Some(limit));
+            let mut insert = self.begin_insert::<R>(table).await?;
             for row in rows {
                 insert.write(row).await?;
             }
-            insert.end().await
+            insert.end().await.map_err(StoreError::from)
         })
         .await
+    }
+
+    /// An INSERT into `table` that rows stream into, each chunk sent and the end awaited
+    /// within the write timeout; `end` completes it, dropping it aborts it.
+    pub(crate) async fn begin_insert<R: RowOwned + RowWrite>(
+        &self,
+        table: &str,
+    ) -> Result<Insert<R>, StoreError> {
+        let limit = self.timeout(Exchange::Write);
+        let insert = self
+            .within(Exchange::Write, "INSERT", self.client.insert::<R>(table))
+            .await?;
+        Ok(insert.with_timeouts(Some(limit), Some(limit)))
     }
 
     /// Whether ClickHouse answers a trivial query within `timeout`.

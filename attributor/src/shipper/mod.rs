@@ -4,7 +4,8 @@
 //! `max_records`), writes them with one INSERT per table (conversions, whose materialized
 //! views fill the listing copies, e-mail touches and the dedup log; commissions, derived from
 //! the conversion rows; clicks), and releases them from the journal once ClickHouse has
-//! acknowledged every table. A table that fails is sent again, the same rows in the same
+//! acknowledged every table. The INSERTs stream side by side while the records are read in
+//! chunks ([`pass`]), so a shipment's memory does not grow with the backlog. A table that fails is sent again, the same rows in the same
 //! order, until it succeeds; nothing is skipped. Sending a batch twice (a retry after a
 //! partial failure, or after a crash between the INSERTs and the release) is harmless:
 //! every row's key and version were fixed when it was journaled, so ReplacingMergeTree
@@ -15,16 +16,21 @@
 //! the records wait in the journal and the node keeps accepting; when it returns the
 //! backlog goes at `max_records` per interval.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::journal::{Entry, Journal, ShipBatch};
+use crate::journal::Journal;
 use crate::metrics::ShipperMetrics;
 use crate::runtime::spawn_background;
-use crate::store::{ClickRow, CommissionRow, ConversionRow, Store, StoreError};
+use crate::store::{Store, StoreError};
+
+mod pass;
+
+use pass::Table;
 
 #[derive(Debug, Clone)]
 pub struct ShipperConfig {
@@ -52,23 +58,6 @@ impl Default for ShipperConfig {
 pub struct Shipper {
     stop: Sender<Instant>,
     thread: JoinHandle<()>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Table {
-    Conversions,
-    Commissions,
-    Clicks,
-}
-
-impl Table {
-    fn name(self) -> &'static str {
-        match self {
-            Table::Conversions => "conversions",
-            Table::Commissions => "commissions",
-            Table::Clicks => "clicks",
-        }
-    }
 }
 
 impl Shipper {
@@ -128,21 +117,16 @@ impl Shipping {
                 break;
             }
             next_cycle = Instant::now() + self.config.interval;
-            let batch = match self.journal.oldest(self.config.max_records) {
-                Ok(Some(batch)) => batch,
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::error!(%error, "reading the journal failed");
-                    continue;
-                }
+            let Some(seqs) = self.journal.oldest_unshipped(self.config.max_records) else {
+                continue;
             };
             self.metrics
                 .batch_records
-                .observe(batch.records.len() as f64);
-            if !self.ship(&batch).await {
+                .observe((seqs.end() - seqs.start() + 1) as f64);
+            if !self.ship(seqs.clone()).await {
                 break;
             }
-            if let Err(error) = self.journal.release(&batch) {
+            if let Err(error) = self.journal.release_through(*seqs.end()) {
                 // ClickHouse has the rows; they go again after a restart, harmlessly.
                 tracing::error!(%error, "releasing shipped journal records failed");
             }
@@ -178,40 +162,25 @@ impl Shipping {
         })
     }
 
-    /// Writes every table of the batch, retrying the ones that fail; `false` if a stop's
-    /// deadline passed first.
-    async fn ship(&mut self, batch: &ShipBatch) -> bool {
-        let rows = BatchRows::of(batch);
-        let mut left: Vec<Table> = [Table::Conversions, Table::Commissions, Table::Clicks]
-            .into_iter()
-            .filter(|table| rows.count(*table) > 0)
-            .collect();
+    /// Writes every table of the records in `seqs`, retrying the ones that fail; `false`
+    /// if a stop's deadline passed first.
+    async fn ship(&mut self, seqs: RangeInclusive<u64>) -> bool {
+        let mut left = Table::ALL.to_vec();
         let mut delay = self.config.retry_first;
         loop {
-            let mut failed = Vec::new();
-            for table in left {
-                let started = Instant::now();
-                match rows.insert(&self.store, table).await {
-                    Ok(()) => {
-                        self.metrics
-                            .insert_seconds
-                            .with_label_values(&[table.name()])
-                            .observe(started.elapsed().as_secs_f64());
-                        self.metrics
-                            .rows_total
-                            .with_label_values(&[table.name()])
-                            .inc_by(rows.count(table) as u64);
+            match pass::run(&self.store, &self.journal, seqs.clone(), &left).await {
+                Ok(outcome) => {
+                    self.count(&outcome);
+                    if outcome.failed.is_empty() {
+                        return true;
                     }
-                    Err(error) => {
-                        self.count_error(table, &error);
-                        failed.push(table);
-                    }
+                    left = outcome.failed.into_iter().map(|(table, _)| table).collect();
+                }
+                // Nothing was acknowledged: every table of the pass goes again.
+                Err(error) => {
+                    tracing::error!(%error, "reading the journal for shipping failed; will retry");
                 }
             }
-            if failed.is_empty() {
-                return true;
-            }
-            left = failed;
             self.wait_until(Instant::now() + delay);
             if self
                 .stop_deadline
@@ -220,6 +189,22 @@ impl Shipping {
                 return false;
             }
             delay = (delay * 2).min(self.config.retry_max);
+        }
+    }
+
+    fn count(&self, outcome: &pass::Outcome) {
+        for (table, shipped) in &outcome.shipped {
+            self.metrics
+                .insert_seconds
+                .with_label_values(&[table.name()])
+                .observe(shipped.took.as_secs_f64());
+            self.metrics
+                .rows_total
+                .with_label_values(&[table.name()])
+                .inc_by(shipped.rows);
+        }
+        for (table, error) in &outcome.failed {
+            self.count_error(*table, error);
         }
     }
 
@@ -237,56 +222,5 @@ impl Shipping {
         // what ClickHouse refuses (a missing table, a full disk) is usually mended by an
         // operator. The log says so once per attempt.
         tracing::warn!(table = table.name(), kind, %error, "shipping to clickhouse failed; will retry");
-    }
-}
-
-/// A batch's rows, table by table, in journal order.
-struct BatchRows<'a> {
-    conversions: Vec<&'a ConversionRow>,
-    commissions: Vec<CommissionRow>,
-    clicks: Vec<&'a ClickRow>,
-}
-
-impl<'a> BatchRows<'a> {
-    fn of(batch: &'a ShipBatch) -> Self {
-        let mut rows = BatchRows {
-            conversions: Vec::new(),
-            commissions: Vec::new(),
-            clicks: Vec::new(),
-        };
-        for (_, entry) in &batch.records {
-            match entry {
-                Entry::Conversion(row) => {
-                    rows.commissions.push(CommissionRow::from(row));
-                    rows.conversions.push(row);
-                }
-                Entry::Click(row) => rows.clicks.push(row),
-            }
-        }
-        rows
-    }
-
-    fn count(&self, table: Table) -> usize {
-        match table {
-            Table::Conversions => self.conversions.len(),
-            Table::Commissions => self.commissions.len(),
-            Table::Clicks => self.clicks.len(),
-        }
-    }
-
-    async fn insert(&self, store: &Store, table: Table) -> Result<(), StoreError> {
-        match table {
-            Table::Conversions => {
-                store
-                    .insert_rows(table.name(), self.conversions.iter().copied())
-                    .await
-            }
-            Table::Commissions => store.insert_rows(table.name(), &self.commissions).await,
-            Table::Clicks => {
-                store
-                    .insert_rows(table.name(), self.clicks.iter().copied())
-                    .await
-            }
-        }
     }
 }
