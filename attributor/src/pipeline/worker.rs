@@ -22,7 +22,7 @@ const IDLE_POLL: Duration = Duration::from_millis(50);
 type Touches = HashMap<(BrandId, EmailHash), EmailTouch>;
 
 pub(super) struct Worker<T> {
-    pub receiver: Receiver<Job>,
+    pub receiver: Receiver<Box<Job>>,
     pub closing: Arc<AtomicBool>,
     pub config: PipelineConfig,
     pub touches: T,
@@ -51,7 +51,7 @@ impl<T: TouchSource> Worker<T> {
     fn next_batch(&self) -> Option<Vec<Job>> {
         let first = loop {
             match self.receiver.recv_timeout(IDLE_POLL) {
-                Ok(job) => break job,
+                Ok(job) => break *job,
                 Err(RecvTimeoutError::Timeout) if !self.closing.load(Ordering::Acquire) => {}
                 Err(_) => return None,
             }
@@ -59,12 +59,12 @@ impl<T: TouchSource> Worker<T> {
         let mut batch = vec![first];
         let room = self.config.batch_max_rows.saturating_sub(1);
         if self.config.batch_max_wait.is_zero() {
-            batch.extend(self.receiver.try_iter().take(room));
+            batch.extend(self.receiver.try_iter().take(room).map(|job| *job));
         } else {
             let deadline = Instant::now() + self.config.batch_max_wait;
             while batch.len() < self.config.batch_max_rows {
                 match self.receiver.recv_deadline(deadline) {
-                    Ok(job) => batch.push(job),
+                    Ok(job) => batch.push(*job),
                     Err(_) => break,
                 }
             }
