@@ -17,6 +17,7 @@ impl CatalogMetrics {
                 "affilync_catalog_refreshes_total",
                 "Reads of what other nodes added to the catalog",
                 &["outcome"],
+                [["ok"], ["failed"]],
             ),
         }
     }

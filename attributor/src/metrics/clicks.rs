@@ -25,6 +25,11 @@ impl ClickMetrics {
                 "affilync_clicks_total",
                 "Clicks by what became of them",
                 &["outcome"],
+                [
+                    ["journaled"],
+                    ["dropped_queue_full"],
+                    ["dropped_journal_error"],
+                ],
             ),
         }
     }

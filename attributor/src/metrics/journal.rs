@@ -74,6 +74,7 @@ impl JournalMetrics {
                 "affilync_journal_refusals_total",
                 "Journal appends refused",
                 &["reason"],
+                [["full"], ["unwritable"]],
             ),
             corrupt_records_total: counter(
                 registry,

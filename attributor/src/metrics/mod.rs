@@ -37,11 +37,21 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     registered(registry, IntCounter::new(name, help).expect("valid metric"))
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    registered(
-        registry,
-        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
-    )
+/// A labelled counter with every series of `series` (label values, in `labels` order)
+/// present from the start at 0: a dashboard or an alert over a series that has not
+/// happened yet reads 0, not "no data".
+fn counter_vec<S: AsRef<[&'static str]>>(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    series: impl IntoIterator<Item = S>,
+) -> IntCounterVec {
+    let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    for values in series {
+        vec.with_label_values(values.as_ref());
+    }
+    registered(registry, vec)
 }
 
 /// A histogram whose buckets start at `first` and grow `factor`-fold, `count` of them.
@@ -52,20 +62,31 @@ fn histogram(registry: &Registry, name: &str, help: &str, buckets: (f64, f64, us
     registered(registry, Histogram::with_opts(opts).expect("valid metric"))
 }
 
-fn histogram_vec(
+/// A labelled histogram with every series of `series` present from the start.
+fn histogram_vec<S: AsRef<[&'static str]>>(
     registry: &Registry,
     name: &str,
     help: &str,
     buckets: (f64, f64, usize),
     labels: &[&str],
+    series: impl IntoIterator<Item = S>,
 ) -> HistogramVec {
     let (first, factor, count) = buckets;
     let opts = HistogramOpts::new(name, help)
         .buckets(exponential_buckets(first, factor, count).expect("valid buckets"));
-    registered(
-        registry,
-        HistogramVec::new(opts, labels).expect("valid metric"),
-    )
+    let vec = HistogramVec::new(opts, labels).expect("valid metric");
+    for values in series {
+        vec.with_label_values(values.as_ref());
+    }
+    registered(registry, vec)
+}
+
+/// Every pair of label values, for a metric with two closed sets.
+fn pairs(first: &[&'static str], second: &[&'static str]) -> Vec<[&'static str; 2]> {
+    first
+        .iter()
+        .flat_map(|a| second.iter().map(move |b| [*a, *b]))
+        .collect()
 }
 
 /// Seconds from 0.1 ms to about 1.6 s.

@@ -1,6 +1,8 @@
 use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
 
-use super::{COUNTS, FAST_SECONDS, counter_vec, gauge, histogram};
+use super::{COUNTS, FAST_SECONDS, counter_vec, gauge, histogram, pairs};
+use crate::PipelineError;
+use crate::domain::{Source, Status};
 
 /// From the handler's hand-off to the journal: the queue and the attribution workers.
 #[derive(Clone)]
@@ -47,12 +49,17 @@ impl PipelineMetrics {
                 "affilync_conversions_journaled_total",
                 "Conversion versions written to the journal",
                 &["status", "source"],
+                pairs(
+                    &Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                    &Source::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                ),
             ),
             conversions_failed_total: counter_vec(
                 registry,
                 "affilync_conversions_failed_total",
                 "Jobs that reached a worker and were not journaled",
                 &["reason"],
+                PipelineError::LABELS.iter().map(|label| [*label]),
             ),
             clickhouse_read_seconds: super::histogram_vec(
                 registry,
@@ -60,6 +67,7 @@ impl PipelineMetrics {
                 "Duration of the ClickHouse reads attribution workers make",
                 super::SLOW_SECONDS,
                 &["query"],
+                [["email_touches"]],
             ),
         }
     }

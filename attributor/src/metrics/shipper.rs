@@ -1,6 +1,13 @@
 use prometheus::{Histogram, HistogramVec, IntCounterVec, Registry};
 
-use super::{COUNTS, SLOW_SECONDS, counter_vec, histogram, histogram_vec};
+use super::{COUNTS, SLOW_SECONDS, counter_vec, histogram, histogram_vec, pairs};
+use crate::store::ShippedTable;
+
+const TABLES: [&str; 3] = [
+    ShippedTable::ALL[0].name(),
+    ShippedTable::ALL[1].name(),
+    ShippedTable::ALL[2].name(),
+];
 
 /// The shipper: journal to ClickHouse. `table` is one of conversions | commissions | clicks.
 #[derive(Clone)]
@@ -23,6 +30,7 @@ impl ShipperMetrics {
                 "affilync_shipper_rows_total",
                 "Rows the shipper wrote to ClickHouse",
                 &["table"],
+                TABLES.map(|table| [table]),
             ),
             insert_seconds: histogram_vec(
                 registry,
@@ -30,12 +38,14 @@ impl ShipperMetrics {
                 "Duration of the shipper's acknowledged INSERTs",
                 SLOW_SECONDS,
                 &["table"],
+                TABLES.map(|table| [table]),
             ),
             errors_total: counter_vec(
                 registry,
                 "affilync_shipper_errors_total",
                 "Failed INSERT attempts of the shipper",
                 &["table", "kind"],
+                pairs(&TABLES, &["retryable", "refused"]),
             ),
             batch_records: histogram(
                 registry,

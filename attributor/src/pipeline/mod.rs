@@ -84,6 +84,19 @@ pub enum PipelineError {
 
 impl PipelineError {
     /// The label a refusal is counted under, in every metric that counts refusals.
+    /// Every value [`PipelineError::label`] gives, for metrics declared with all their series.
+    pub const LABELS: [&'static str; 9] = [
+        "queue_full",
+        "shutting_down",
+        "journal_full",
+        "journal_unwritable",
+        "store_unavailable",
+        "store_refused",
+        "unknown_click",
+        "click_of_another_brand",
+        "no_matching_touch",
+    ];
+
     pub fn label(&self) -> &'static str {
         match self {
             PipelineError::QueueFull => "queue_full",
@@ -247,5 +260,27 @@ impl PipelineWorkers {
                 tracing::error!("an attribution worker panicked");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PipelineError;
+
+    #[test]
+    fn every_error_label_is_declared_for_the_metrics() {
+        let errors = [
+            PipelineError::QueueFull,
+            PipelineError::ShuttingDown,
+            PipelineError::JournalFull,
+            PipelineError::JournalUnwritable(String::new()),
+            PipelineError::StoreUnavailable(String::new()),
+            PipelineError::StoreRefused(String::new()),
+            PipelineError::UnknownClick,
+            PipelineError::ClickOfAnotherBrand,
+            PipelineError::NoMatchingTouch,
+        ];
+        let labels: Vec<_> = errors.iter().map(PipelineError::label).collect();
+        assert_eq!(labels, PipelineError::LABELS);
     }
 }

@@ -30,7 +30,7 @@ use crate::store::{Store, StoreError};
 
 mod pass;
 
-use pass::Table;
+use crate::store::ShippedTable as Table;
 
 #[derive(Debug, Clone)]
 pub struct ShipperConfig {

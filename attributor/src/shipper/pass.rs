@@ -9,29 +9,10 @@ use clickhouse::insert::Insert;
 use clickhouse::{RowOwned, RowWrite};
 
 use crate::journal::{Entry, Journal, JournalError};
-use crate::store::{CommissionRow, Store, StoreError};
+use crate::store::{CommissionRow, ShippedTable as Table, Store, StoreError};
 
 /// Records read from the journal at a time: a few MB decoded.
 const CHUNK_RECORDS: usize = 4096;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Table {
-    Conversions,
-    Commissions,
-    Clicks,
-}
-
-impl Table {
-    pub const ALL: [Table; 3] = [Table::Conversions, Table::Commissions, Table::Clicks];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Conversions => "conversions",
-            Table::Commissions => "commissions",
-            Table::Clicks => "clicks",
-        }
-    }
-}
 
 /// An acknowledged INSERT.
 pub(super) struct Shipped {

@@ -12,6 +12,7 @@ mod error;
 mod listing;
 mod migrate;
 mod rows;
+mod shipped_table;
 mod touches;
 
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub use error::StoreError;
 pub use listing::{ListFilter, ListOwner, PageRequest};
 pub use migrate::{MIGRATIONS, Migration};
 pub use rows::{CommissionRow, ConversionRow};
+pub use shipped_table::ShippedTable;
 pub use touches::EmailTouch;
 
 /// Where the store lives.

@@ -1,0 +1,24 @@
+/// The tables the shipper writes, one INSERT each per shipment. Conversions carry the
+/// listing copies, e-mail touches and dedup log with them (materialized views).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShippedTable {
+    Conversions,
+    Commissions,
+    Clicks,
+}
+
+impl ShippedTable {
+    pub const ALL: [ShippedTable; 3] = [
+        ShippedTable::Conversions,
+        ShippedTable::Commissions,
+        ShippedTable::Clicks,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            ShippedTable::Conversions => "conversions",
+            ShippedTable::Commissions => "commissions",
+            ShippedTable::Clicks => "clicks",
+        }
+    }
+}
