@@ -55,6 +55,9 @@ impl ClickRecorder {
         metrics: ClickMetrics,
     ) -> (ClickRecorder, ClickWriter) {
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_capacity.max(1));
+        metrics
+            .queue_capacity
+            .set(i64::try_from(config.queue_capacity.max(1)).unwrap_or(i64::MAX));
         let closing = Arc::new(AtomicBool::new(false));
         let writer = Journaling {
             config,

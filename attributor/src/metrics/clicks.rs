@@ -7,6 +7,8 @@ use super::{counter_vec, gauge};
 pub struct ClickMetrics {
     /// Clicks answered and waiting to be journaled.
     pub queue_depth: IntGauge,
+    /// Clicks the queue holds before further ones are dropped.
+    pub queue_capacity: IntGauge,
     /// Clicks by what became of them; `outcome`: journaled | dropped_queue_full |
     /// dropped_journal_error.
     pub clicks_total: IntCounterVec,
@@ -19,6 +21,11 @@ impl ClickMetrics {
                 registry,
                 "affilync_click_queue_depth",
                 "Clicks answered and waiting to be journaled",
+            ),
+            queue_capacity: gauge(
+                registry,
+                "affilync_click_queue_capacity",
+                "Clicks the queue holds before further ones are dropped",
             ),
             clicks_total: counter_vec(
                 registry,

@@ -9,6 +9,8 @@ use crate::domain::{Source, Status};
 pub struct PipelineMetrics {
     /// Conversions and status changes waiting in the channel for an attribution worker.
     pub queue_depth: IntGauge,
+    /// Jobs the queue holds before new conversions are refused (503 `queue_full`).
+    pub queue_capacity: IntGauge,
     /// Time from enqueue to the start of the batch that took the job.
     pub queue_wait_seconds: Histogram,
     /// Jobs per attribution batch (one journal append each).
@@ -31,6 +33,11 @@ impl PipelineMetrics {
                 registry,
                 "affilync_attribution_queue_depth",
                 "Conversions and status changes waiting for an attribution worker",
+            ),
+            queue_capacity: gauge(
+                registry,
+                "affilync_attribution_queue_capacity",
+                "Jobs the attribution queue holds before new conversions are refused",
             ),
             queue_wait_seconds: histogram(
                 registry,

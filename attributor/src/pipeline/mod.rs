@@ -178,6 +178,10 @@ impl Pipeline {
         parts: PipelineParts<T>,
     ) -> (Pipeline, PipelineWorkers) {
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_capacity.max(1));
+        parts
+            .metrics
+            .queue_capacity
+            .set(i64::try_from(config.queue_capacity.max(1)).unwrap_or(i64::MAX));
         let closing = Arc::new(AtomicBool::new(false));
         let threads = (0..config.workers.max(1))
             .map(|n| {
