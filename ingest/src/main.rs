@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::Parser;
 use ingest::config::{CheckArgs, Cli, Command, ServeArgs, StoreArgs};
@@ -16,13 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // Logs to stderr: stdout is for what a command prints (the demo's banner).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    init_logs();
     match cli.command {
         Command::Serve(args) => run(args, false),
         Command::Demo(args) => run(args, true),
@@ -146,4 +142,20 @@ fn random_token() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     attributor::domain::lower_hex(&bytes)
+}
+
+/// Logs go to stderr (stdout is for what a command prints, the demo's banner): one JSON
+/// object per line with `AFFILYNC_LOG_FORMAT=json`, for log shippers; otherwise text, in
+/// colour only when a person is watching the terminal.
+fn init_logs() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match std::env::var("AFFILYNC_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().flatten_event(true).init(),
+        _ => logs
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+    }
 }
