@@ -147,8 +147,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use affilync_benches::{Network, unique_order_id};
-use attributor::domain::EmailHash;
+use affilync_benches::Network;
 use attributor::store::ConversionRow;
 use criterion::{
     BatchSize, Bencher, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
@@ -172,27 +171,12 @@ const SQLITE_DELETE_CHUNK: usize = 500;
 // ---------------------------------------------------------------------------------------
 // Records
 
-/// Conversions as a worker stores them (an e-mail hash and four metadata pairs), each
-/// encoded as the journal's value: `postcard(ConversionRow)` then its xxh3-64, little-endian.
+/// Typical conversions as a worker stores them, each encoded as the journal's value:
+/// `postcard(ConversionRow)` then its xxh3-64, little-endian.
 fn encoded_records(count: usize) -> Vec<Vec<u8>> {
     let network = Network::new();
     (0..count)
-        .map(|_| {
-            let mut report = network.report(&unique_order_id());
-            report.email = EmailHash::of_address("jane.doe@example.com");
-            let metadata = [
-                ("sku", "TSHIRT-RED-M"),
-                ("coupon", "SPRING10"),
-                ("channel", "web"),
-                ("quantity", "2"),
-            ];
-            report.metadata = metadata
-                .into_iter()
-                .map(|(key, value)| (key.to_owned(), value.to_owned()))
-                .collect();
-            let row = ConversionRow::from(&network.attributed(&report));
-            encode(&row)
-        })
+        .map(|_| encode(&ConversionRow::from(&network.typical_conversion())))
         .collect()
 }
 

@@ -10,34 +10,15 @@
 
 use std::hint::black_box;
 
-use affilync_benches::{DiscardingClickHouse, Network, unique_order_id};
+use affilync_benches::{DiscardingClickHouse, Network};
 use attributor::Conversion;
-use attributor::domain::EmailHash;
 use attributor::store::ConversionRow;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const BATCH_SIZES: [usize; 4] = [1, 100, 500, 1_000];
 
-/// Stored conversions as a typical report makes them: a customer e-mail and a few
-/// metadata pairs beside the attributed fields.
 fn conversions(network: &Network, count: usize) -> Vec<Conversion> {
-    (0..count)
-        .map(|_| {
-            let mut report = network.report(&unique_order_id());
-            report.email = EmailHash::of_address("jane.doe@example.com");
-            let metadata = [
-                ("sku", "TSHIRT-RED-M"),
-                ("coupon", "SPRING10"),
-                ("channel", "web"),
-                ("quantity", "2"),
-            ];
-            report.metadata = metadata
-                .into_iter()
-                .map(|(key, value)| (key.to_owned(), value.to_owned()))
-                .collect();
-            network.attributed(&report)
-        })
-        .collect()
+    (0..count).map(|_| network.typical_conversion()).collect()
 }
 
 fn map(conversions: &[Conversion]) -> (Vec<ConversionRow>, usize) {

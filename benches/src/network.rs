@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use attributor::catalog::{Affiliate, Brand, Campaign, Catalog, Link, ResolvedLink};
 use attributor::commission::{CommissionRule, CommissionRules};
 use attributor::domain::{
-    AffiliateId, AttributionMethod, BrandId, CampaignId, ClickId, ClickSigner, Currency, EventType,
-    LinkId, Source,
+    AffiliateId, AttributionMethod, BrandId, CampaignId, ClickId, ClickSigner, Currency, EmailHash,
+    EventType, LinkId, Source,
 };
 use attributor::pipeline::{Touch, attribute};
 use attributor::store::{CatalogSnapshot, StoreTimeouts};
@@ -93,6 +93,25 @@ impl Network {
         input
             .into_conversion(&self.brand.id, &self.signer, Source::Api)
             .expect("the bench report is valid")
+    }
+
+    /// A sale as a typical report makes it, attributed as a worker stores it: a customer
+    /// e-mail and four metadata pairs beside the attributed fields, so that encoding and
+    /// journaling benches handle rows of a realistic size.
+    pub fn typical_conversion(&self) -> Conversion {
+        let mut report = self.report(&unique_order_id());
+        report.email = EmailHash::of_address("jane.doe@example.com");
+        let metadata = [
+            ("sku", "TSHIRT-RED-M"),
+            ("coupon", "SPRING10"),
+            ("channel", "web"),
+            ("quantity", "2"),
+        ];
+        report.metadata = metadata
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        self.attributed(&report)
     }
 
     /// `new` as a worker stores it: attributed to this network's click, with commission.

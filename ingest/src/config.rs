@@ -56,8 +56,10 @@ pub struct CheckArgs {
     pub repair: bool,
 }
 
+/// Where the ClickHouse is and how long to wait for it: the service's flags, also
+/// flattened into the load generator's, so both read the same names and variables.
 #[derive(Debug, Clone, Args)]
-pub struct StoreArgs {
+pub struct ClickhouseArgs {
     /// ClickHouse HTTP URL; unset starts a managed local clickhouse-server.
     #[arg(long, env = "AFFILYNC_CLICKHOUSE_URL")]
     pub clickhouse_url: Option<String>,
@@ -98,6 +100,13 @@ pub struct StoreArgs {
         default_value_t = 300_000
     )]
     pub clickhouse_bulk_timeout_ms: u64,
+}
+
+/// The store the service writes: its ClickHouse and its data directory.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickhouseArgs,
     /// Managed ClickHouse data and local state: the journal, the generated click secret.
     #[arg(long, env = "AFFILYNC_DATA_DIR", default_value = "./var")]
     pub data_dir: PathBuf,
@@ -201,7 +210,7 @@ impl ServeArgs {
                 .expect("a socket address makes a valid URL")
         });
         Config {
-            store: self.store.settings(clickhouse_url),
+            store: self.store.clickhouse.settings(clickhouse_url),
             admin_token: self.admin_token.clone().filter(|t| !t.expose().is_empty()),
             public_url,
             click_secret,
@@ -238,7 +247,8 @@ impl ServeArgs {
     }
 }
 
-impl StoreArgs {
+impl ClickhouseArgs {
+    /// The store's settings for the ClickHouse at `url`: the flag's, or a managed one's.
     pub fn settings(&self, url: String) -> StoreSettings {
         StoreSettings {
             url,

@@ -8,7 +8,8 @@
 //! waiting until their rows are stored before the handler answers 201 ([`views`]).
 //! [`serve`] wires it together; [`startup`] holds what the binary does before serving (the
 //! data directory's lock, a private ClickHouse when none is configured, the click secret,
-//! the demo).
+//! the demo); [`seeding`] makes brands, affiliates, campaigns, links and keys through a
+//! running service's admin API, for the demo, the integration tests and the load generator.
 
 pub mod auth;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod list_totals;
 pub mod metrics;
 pub mod request;
 pub mod secret;
+pub mod seeding;
 mod server;
 pub mod startup;
 pub mod state;

@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
 
 /// The ClickHouse to use, starting a managed one when no URL is configured.
 fn clickhouse(store: &StoreArgs) -> anyhow::Result<(String, Option<ManagedClickhouse>)> {
-    match &store.clickhouse_url {
+    match &store.clickhouse.clickhouse_url {
         Some(url) => Ok((url.clone(), None)),
         None => {
             let managed = ManagedClickhouse::start(&store.data_dir)?;
@@ -76,7 +76,7 @@ fn run(mut args: ServeArgs, demo: bool) -> anyhow::Result<()> {
 fn tool_clickhouse(
     args: &StoreArgs,
 ) -> anyhow::Result<(String, Option<ManagedClickhouse>, Option<DataDirLock>)> {
-    match &args.clickhouse_url {
+    match &args.clickhouse.clickhouse_url {
         Some(url) => Ok((url.clone(), None, None)),
         None if DataDirLock::is_held(&args.data_dir) => {
             let url = ManagedClickhouse::running_url(&args.data_dir).with_context(|| {
@@ -98,7 +98,7 @@ fn tool_clickhouse(
 
 fn migrate(args: StoreArgs) -> anyhow::Result<()> {
     let (url, managed, _lock) = tool_clickhouse(&args)?;
-    let settings = args.settings(url);
+    let settings = args.clickhouse.settings(url);
     let applied = tool_runtime()?.block_on(async {
         let store = attributor::Store::connect(&settings).await?;
         store.migrate().await
@@ -114,7 +114,7 @@ fn migrate(args: StoreArgs) -> anyhow::Result<()> {
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let (url, managed, _lock) = tool_clickhouse(&args.store)?;
-    let settings = args.store.settings(url);
+    let settings = args.store.clickhouse.settings(url);
     let agreed = tool_runtime()?.block_on(tools::check::run(&args, &settings))?;
     drop(managed);
     if !agreed {

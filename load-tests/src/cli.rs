@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ingest::config::ClickhouseArgs;
 
 use crate::drive::Pace;
 use crate::scenario::{Mix, Scenario};
@@ -80,24 +81,6 @@ impl ShapeArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct ClickhouseArgs {
-    /// ClickHouse HTTP URL of the service's store, for the checks and for fill.
-    #[arg(long, env = "AFFILYNC_CLICKHOUSE_URL")]
-    pub clickhouse_url: Option<String>,
-    #[arg(long, env = "AFFILYNC_CLICKHOUSE_DATABASE", default_value = "affilync")]
-    pub clickhouse_database: String,
-    #[arg(long, env = "AFFILYNC_CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-    #[arg(
-        long,
-        env = "AFFILYNC_CLICKHOUSE_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub clickhouse_password: String,
-}
-
-#[derive(Debug, Clone, Args)]
 pub struct SetupArgs {
     #[command(flatten)]
     pub service: ServiceArgs,
@@ -115,6 +98,7 @@ pub enum Output {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("clickhouse_url", clickhouse_url_help))]
 pub struct RunArgs {
     #[arg(long, value_enum)]
     pub scenario: Scenario,
@@ -179,6 +163,7 @@ impl RunArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("clickhouse_url", clickhouse_url_help))]
 pub struct FillArgs {
     /// A file saved by `setup --save`; without it, a setup is made through --target.
     #[arg(long)]
@@ -201,6 +186,12 @@ pub struct FillArgs {
     /// Rows per INSERT.
     #[arg(long, default_value_t = 100_000)]
     pub batch_rows: usize,
+}
+
+/// The service's own help for the URL speaks of the ClickHouse it starts when none is
+/// given; the generator starts none.
+fn clickhouse_url_help(arg: clap::Arg) -> clap::Arg {
+    arg.help("ClickHouse HTTP URL of the service's store, for the checks and for fill")
 }
 
 /// `10s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.

@@ -7,8 +7,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use attributor::store::StoreTimeouts;
-use attributor::{Store, StoreSettings};
+use attributor::Store;
 use tokio::sync::mpsc;
 
 use crate::cli::FillArgs;
@@ -33,17 +32,12 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
             made
         }
     };
-    let c = &args.clickhouse;
-    let settings = StoreSettings {
-        url: c
-            .clickhouse_url
-            .clone()
-            .context("fill needs --clickhouse-url (or AFFILYNC_CLICKHOUSE_URL)")?,
-        database: c.clickhouse_database.clone(),
-        user: c.clickhouse_user.clone(),
-        password: c.clickhouse_password.clone(),
-        timeouts: StoreTimeouts::default(),
-    };
+    let url = args
+        .clickhouse
+        .clickhouse_url
+        .clone()
+        .context("fill needs --clickhouse-url (or AFFILYNC_CLICKHOUSE_URL)")?;
+    let settings = args.clickhouse.settings(url);
     let store = Store::connect(&settings)
         .await
         .with_context(|| format!("connecting to ClickHouse at {}", settings.url))?;

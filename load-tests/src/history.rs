@@ -54,8 +54,9 @@ impl History {
                 .iter()
                 .find(|c| c.campaign_id == l.campaign_id)
                 .with_context(|| format!("link {} has no campaign in the setup", l.link_id))?;
-            let currency: Currency = campaign.currency.parse().context("a campaign's currency")?;
-            let commission = CommissionRules::from_json(&campaign.commission, currency)
+            let terms = &campaign.terms;
+            let currency: Currency = terms.currency.parse().context("a campaign's currency")?;
+            let commission = CommissionRules::from_json(&terms.commission, currency)
                 .map_err(|e| anyhow::anyhow!("campaign {}: {e}", campaign.campaign_id))?;
             let campaign = Campaign {
                 id: CampaignId::parse(&l.campaign_id).context("a campaign_id")?,
@@ -63,7 +64,7 @@ impl History {
                 name: String::new(),
                 landing_url: "https://shop.example/".parse()?,
                 currency,
-                cookie_window_days: campaign.cookie_window_days,
+                cookie_window_days: terms.cookie_window_days,
                 commission,
                 created_at: now,
             };

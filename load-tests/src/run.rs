@@ -36,7 +36,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<bool> {
             url,
             &c.clickhouse_database,
             &c.clickhouse_user,
-            &c.clickhouse_password,
+            c.clickhouse_password.expose(),
         )?)
     };
     let baseline = match &args.baseline {

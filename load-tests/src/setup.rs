@@ -5,9 +5,10 @@
 
 use std::path::Path;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::Context;
+use ingest::seeding::{AdminClient, CampaignTerms};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::target::Target;
@@ -37,12 +38,9 @@ pub struct Setup {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetupCampaign {
     pub campaign_id: String,
-    pub name: String,
-    pub landing_url: String,
-    pub currency: String,
-    pub cookie_window_days: u16,
-    /// As sent to the admin API: `{"sale": {"percent": "10"}, "lead": {"flat": "2.50"}}`.
-    pub commission: Value,
+    /// Flattened, so a saved setup reads as the campaign the admin API was sent.
+    #[serde(flatten)]
+    pub terms: CampaignTerms,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,69 +76,44 @@ impl Setup {
 
 /// Creates everything through `target`'s admin API, then follows the links for clicks.
 pub async fn create(target: &Target, admin_token: &str, plan: &SetupPlan) -> anyhow::Result<Setup> {
-    let admin = |path: &'static str, body: Value| admin_call(target, admin_token, path, body);
+    let admin = AdminClient::new(target.http.clone(), &target.base, admin_token);
     let name = &plan.name;
 
-    let brand = admin(
-        "/api/admin/brands",
-        json!({"name": format!("{name} brand")}),
-    )
-    .await?;
-    let brand_id = text(&brand, "brand_id")?;
-    let key = admin("/api/admin/api-keys", json!({"brand_id": brand_id})).await?;
-    let brand_key = text(&key, "api_key")?;
+    let brand_id = admin.brand(&format!("{name} brand")).await?;
+    let brand_key = admin.brand_key(&brand_id).await?;
 
     let mut affiliate_ids = Vec::new();
     for n in 1..=plan.affiliates.max(1) {
-        let body = json!({"name": format!("{name} publisher {n}")});
-        let affiliate = admin("/api/admin/affiliates", body).await?;
-        affiliate_ids.push(text(&affiliate, "affiliate_id")?);
+        let publisher = format!("{name} publisher {n}");
+        affiliate_ids.push(admin.affiliate(&publisher).await?);
     }
 
     let mut campaigns = Vec::new();
     let mut links = Vec::new();
     for n in 0..plan.campaigns.max(1) {
-        let commission = json!({
-            "sale": {"percent": SALE_PERCENTS[n % SALE_PERCENTS.len()]},
-            "lead": {"flat": LEAD_FLAT},
-        });
-        let campaign = SetupCampaign {
-            campaign_id: String::new(),
+        let terms = CampaignTerms {
             name: format!("{name} campaign {}", n + 1),
             landing_url: LANDING_URL.to_owned(),
             currency: "USD".to_owned(),
             cookie_window_days: 30,
-            commission,
-        };
-        let created = admin(
-            "/api/admin/campaigns",
-            json!({
-                "brand_id": brand_id,
-                "name": campaign.name,
-                "landing_url": campaign.landing_url,
-                "currency": campaign.currency,
-                "cookie_window_days": campaign.cookie_window_days,
-                "commission": campaign.commission,
+            commission: json!({
+                "sale": {"percent": SALE_PERCENTS[n % SALE_PERCENTS.len()]},
+                "lead": {"flat": LEAD_FLAT},
             }),
-        )
-        .await?;
-        let campaign_id = text(&created, "campaign_id")?;
+        };
+        let campaign_id = admin.campaign(&brand_id, &terms).await?;
         for affiliate_id in &affiliate_ids {
-            let body = json!({"campaign_id": campaign_id, "affiliate_id": affiliate_id});
-            let link = admin("/api/admin/links", body).await?;
+            let link = admin.link(&campaign_id, affiliate_id).await?;
             links.push(SetupLink {
-                link_id: text(&link, "link_id")?,
+                link_id: link.link_id,
                 campaign_id: campaign_id.clone(),
                 affiliate_id: affiliate_id.clone(),
             });
         }
-        campaigns.push(SetupCampaign {
-            campaign_id,
-            ..campaign
-        });
+        campaigns.push(SetupCampaign { campaign_id, terms });
     }
 
-    let clicks = click_pool(target, &links, plan.clicks).await?;
+    let clicks = click_pool(target, &admin, &links, plan.clicks).await?;
     Ok(Setup {
         target: target.base.clone(),
         brand_id,
@@ -153,17 +126,20 @@ pub async fn create(target: &Target, admin_token: &str, plan: &SetupPlan) -> any
 }
 
 /// Follows the links round robin, `count` times, and keeps each redirect's click id.
+/// The links are followed on the target's own address, not the URL the service hands
+/// out, so that the baseline (whose link URLs lead nowhere) is clicked too.
 async fn click_pool(
     target: &Target,
+    admin: &AdminClient,
     links: &[SetupLink],
     count: usize,
 ) -> anyhow::Result<Vec<String>> {
     let mut clicks = Vec::with_capacity(count);
     let mut in_flight = JoinSet::new();
     for n in 0..count {
-        let target = target.clone();
-        let link_id = links[n % links.len()].link_id.clone();
-        in_flight.spawn(async move { follow(&target, &link_id).await });
+        let admin = admin.clone();
+        let url = target.url(&format!("/c/{}", links[n % links.len()].link_id));
+        in_flight.spawn(async move { admin.click(&url).await });
         if in_flight.len() >= CLICKS_IN_FLIGHT {
             clicks.push(
                 in_flight
@@ -177,61 +153,4 @@ async fn click_pool(
         clicks.push(click??);
     }
     Ok(clicks)
-}
-
-/// One click: the redirect's `afk_cid`.
-pub async fn follow(target: &Target, link_id: &str) -> anyhow::Result<String> {
-    let url = target.url(&format!("/c/{link_id}"));
-    let reply = target
-        .send(target.http.get(&url))
-        .await
-        .map_err(|failure| anyhow!("GET {url} failed: {failure:?}"))?;
-    if reply.status != 302 {
-        bail!("GET {url} answered {} instead of 302", reply.status);
-    }
-    let location = reply.location.context("the redirect had no Location")?;
-    click_id_in(&location).with_context(|| format!("no afk_cid in the redirect to {location}"))
-}
-
-/// The `afk_cid` parameter of a redirect's Location.
-pub fn click_id_in(location: &str) -> Option<String> {
-    url::Url::parse(location)
-        .ok()?
-        .query_pairs()
-        .find(|(key, _)| key == "afk_cid")
-        .map(|(_, value)| value.into_owned())
-}
-
-async fn admin_call(
-    target: &Target,
-    admin_token: &str,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let request = target
-        .http
-        .post(target.url(path))
-        .bearer_auth(admin_token)
-        .json(&body);
-    let reply = target
-        .send(request)
-        .await
-        .map_err(|failure| anyhow!("POST {path} failed: {failure:?}"))?;
-    if !(200..300).contains(&reply.status) {
-        bail!(
-            "POST {path} answered {}: {}",
-            reply.status,
-            String::from_utf8_lossy(&reply.body)
-        );
-    }
-    let answer: Value = serde_json::from_slice(&reply.body)
-        .with_context(|| format!("POST {path} answered something that is not JSON"))?;
-    Ok(answer["data"].clone())
-}
-
-fn text(data: &Value, key: &str) -> anyhow::Result<String> {
-    data[key]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("the answer has no {key}: {data}"))
 }

@@ -2,18 +2,16 @@
 //! created through its own admin API and one real click, then printed with ready-to-paste
 //! curl lines for every call of the API document.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use reqwest::redirect::Policy;
-use serde_json::{Value, json};
+use serde_json::json;
+
+use crate::seeding::{AdminClient, CampaignTerms, Network, NetworkPlan};
 
 /// What the demo created.
 pub struct DemoData {
-    pub brand_id: String,
-    pub brand_key: String,
-    pub affiliate_id: String,
-    pub affiliate_key: String,
-    pub campaign_id: String,
-    pub link_url: String,
+    pub network: Network,
+    /// From following the tracking link once.
     pub click_id: String,
 }
 
@@ -22,94 +20,42 @@ pub async fn seed(base: &str, admin_token: &str) -> anyhow::Result<DemoData> {
     let http = reqwest::Client::builder()
         .redirect(Policy::none())
         .build()?;
-    let admin = |path: &'static str, body: Value| {
-        let http = http.clone();
-        let url = format!("{base}{path}");
-        let token = admin_token.to_owned();
-        async move {
-            let response = http
-                .post(&url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await?;
-            let status = response.status();
-            let answer: Value = response.json().await?;
-            if !status.is_success() {
-                bail!("{path} answered {status}: {answer}");
-            }
-            Ok::<Value, anyhow::Error>(answer["data"].clone())
-        }
-    };
-    let text = |value: &Value, key: &str| value[key].as_str().unwrap_or_default().to_owned();
-
-    let brand = admin("/api/admin/brands", json!({"name": "Demo Shop"})).await?;
-    let affiliate = admin("/api/admin/affiliates", json!({"name": "Demo Publisher"})).await?;
-    let campaign = admin(
-        "/api/admin/campaigns",
-        json!({
-            "brand_id": brand["brand_id"],
-            "name": "Spring sale",
-            "landing_url": "https://shop.example.com/spring?utm_source=affilync",
-            "currency": "USD",
-            "cookie_window_days": 30,
-            "commission": {"sale": {"percent": "10"}, "lead": {"flat": "2.50"}},
-        }),
-    )
-    .await?;
-    let link = admin(
-        "/api/admin/links",
-        json!({"campaign_id": campaign["campaign_id"], "affiliate_id": affiliate["affiliate_id"]}),
-    )
-    .await?;
-    let brand_key = admin(
-        "/api/admin/api-keys",
-        json!({"brand_id": brand["brand_id"]}),
-    )
-    .await?;
-    let affiliate_key = admin(
-        "/api/admin/api-keys",
-        json!({"affiliate_id": affiliate["affiliate_id"]}),
-    )
-    .await?;
-
-    let link_url = text(&link, "url");
-    let redirect = http
-        .get(&link_url)
-        .send()
+    let admin = AdminClient::new(http, base, admin_token);
+    let network = admin.network(&demo_plan()).await?;
+    let click_id = admin
+        .click(&network.link_url)
         .await
         .context("following the demo tracking link")?;
-    let location = redirect
-        .headers()
-        .get("location")
-        .and_then(|value| value.to_str().ok())
-        .context("the tracking link did not redirect")?;
-    let click_id = url::Url::parse(location)?
-        .query_pairs()
-        .find(|(key, _)| key == "afk_cid")
-        .map(|(_, value)| value.into_owned())
-        .context("the redirect carried no afk_cid")?;
+    Ok(DemoData { network, click_id })
+}
 
-    Ok(DemoData {
-        brand_id: text(&brand, "brand_id"),
-        brand_key: text(&brand_key, "api_key"),
-        affiliate_id: text(&affiliate, "affiliate_id"),
-        affiliate_key: text(&affiliate_key, "api_key"),
-        campaign_id: text(&campaign, "campaign_id"),
-        link_url,
-        click_id,
-    })
+/// The shop, publisher and campaign the banner describes.
+fn demo_plan() -> NetworkPlan {
+    NetworkPlan {
+        brand_name: "Demo Shop".into(),
+        affiliate_name: "Demo Publisher".into(),
+        campaign: CampaignTerms {
+            name: "Spring sale".into(),
+            landing_url: "https://shop.example.com/spring?utm_source=affilync".into(),
+            currency: "USD".into(),
+            cookie_window_days: 30,
+            commission: json!({"sale": {"percent": "10"}, "lead": {"flat": "2.50"}}),
+        },
+    }
 }
 
 /// The demo's banner: what exists and the API document's calls, ready to paste.
 pub fn banner(base: &str, admin_token: &str, clickhouse: &str, demo: &DemoData) -> String {
     let DemoData {
-        brand_id,
-        brand_key,
-        affiliate_id,
-        affiliate_key,
-        campaign_id,
-        link_url,
+        network:
+            Network {
+                brand_id,
+                brand_key,
+                affiliate_id,
+                affiliate_key,
+                campaign_id,
+                link_url,
+            },
         click_id,
     } = demo;
     format!(

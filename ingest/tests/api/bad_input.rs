@@ -219,16 +219,8 @@ async fn every_bad_track_request_is_a_4xx_naming_the_field_and_stores_nothing() 
             case.name
         );
     }
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions")
-            .await,
-        0
-    );
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM commissions")
-            .await,
-        0
-    );
+    assert_eq!(app.count_rows("conversions").await, 0);
+    assert_eq!(app.count_rows("commissions").await, 0);
 }
 
 #[tokio::test]
@@ -268,11 +260,7 @@ async fn keys_and_roles_are_checked_before_anything_else() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions")
-            .await,
-        0
-    );
+    assert_eq!(app.count_rows("conversions").await, 0);
 }
 
 #[tokio::test]
@@ -301,11 +289,7 @@ async fn bad_postbacks_are_refused_the_same_way() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
         assert_eq!(body["error"]["field"], field, "{query}");
     }
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions")
-            .await,
-        0
-    );
+    assert_eq!(app.count_rows("conversions").await, 0);
 }
 
 #[tokio::test]

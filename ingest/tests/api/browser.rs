@@ -219,7 +219,7 @@ async fn with_third_party_cookies_blocked_the_first_party_cookie_still_attribute
     assert_eq!(
         scene
             .app
-            .clickhouse_count("SELECT count() FROM conversions WHERE order_id = 'blocked-1'")
+            .count_where("conversions", "order_id = 'blocked-1'")
             .await,
         0
     );
@@ -290,15 +290,8 @@ async fn an_order_reported_twice_is_one_conversion() {
 
     browser.reload().await;
     scene.wait_for_outcome("replayed", 1.0).await;
-    let count = |sql: &'static str| scene.app.clickhouse_count(sql);
-    assert_eq!(
-        count("SELECT count() FROM conversions FINAL WHERE order_id = 'twice-1'").await,
-        1
-    );
-    assert_eq!(
-        count("SELECT count() FROM conversions WHERE order_id = 'twice-1'").await,
-        1,
-        "a replay writes nothing"
-    );
+    let twice = |from: &'static str| scene.app.count_where(from, "order_id = 'twice-1'");
+    assert_eq!(twice("conversions FINAL").await, 1);
+    assert_eq!(twice("conversions").await, 1, "a replay writes nothing");
     browser.close().await;
 }

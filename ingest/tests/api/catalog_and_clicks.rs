@@ -232,7 +232,7 @@ async fn unknown_links_get_a_404_page() {
                 .starts_with("text/html")
         );
     }
-    assert_eq!(app.clickhouse_count("SELECT count() FROM clicks").await, 0);
+    assert_eq!(app.count_rows("clicks").await, 0);
 }
 
 #[tokio::test]

@@ -76,7 +76,7 @@ async fn pixel_reports_are_attributed_by_click_id_or_either_cookie() {
     // The same order reported twice is one conversion.
     assert_eq!(pixel(&app, by_url, None).await, "replayed");
     assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions FINAL WHERE order_id = 'p-url'")
+        app.count_where("conversions FINAL", "order_id = 'p-url'")
             .await,
         1
     );
@@ -132,11 +132,7 @@ async fn unusable_pixel_reports_are_counted_and_not_stored() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions")
-            .await,
-        0
-    );
+    assert_eq!(app.count_rows("conversions").await, 0);
     let metrics = app.metrics().await;
     // A body that is not JSON is read as a form: here one without any click.
     for (outcome, count) in [

@@ -192,12 +192,7 @@ async fn a_batch_refused_in_part_ends_as_one_row_in_every_table() {
     ddl("OPTIMIZE TABLE conversions FINAL").await;
     ddl("OPTIMIZE TABLE commissions FINAL").await;
     for table in ["conversions", "commissions"] {
-        assert_eq!(
-            app.clickhouse_count(&format!("SELECT count() FROM {table}"))
-                .await,
-            40,
-            "{table}"
-        );
+        assert_eq!(app.count_rows(table).await, 40, "{table}");
     }
 }
 
@@ -430,11 +425,7 @@ async fn check_finds_and_repairs_what_disagrees() {
     .await;
     // Mutations run in the background: wait for the deletes to have happened.
     let deadline = std::time::Instant::now() + crate::common::DRAIN_DEADLINE;
-    while app
-        .clickhouse_count("SELECT count() FROM system.mutations WHERE is_done = 0")
-        .await
-        > 0
-    {
+    while app.count_where("system.mutations", "is_done = 0").await > 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "mutations did not finish"

@@ -223,8 +223,7 @@ async fn query_bytes_that_are_not_utf8_are_refused_everywhere() {
     assert_eq!(link.status(), StatusCode::FOUND);
 
     assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions FINAL")
-            .await,
+        app.count_rows("conversions FINAL").await,
         1,
         "only café was stored"
     );

@@ -48,16 +48,8 @@ async fn a_replay_returns_the_original_and_a_conflict_names_it() {
     let (status, _) = json_body(app.track(&net.brand_key, &other_event).await).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions FINAL")
-            .await,
-        1
-    );
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM commissions FINAL")
-            .await,
-        1
-    );
+    assert_eq!(app.count_rows("conversions FINAL").await, 1);
+    assert_eq!(app.count_rows("commissions FINAL").await, 1);
 }
 
 #[tokio::test]
@@ -121,11 +113,7 @@ async fn concurrent_duplicates_end_as_one_conversion_each() {
     }))
     .await;
 
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions FINAL")
-            .await,
-        20
-    );
+    assert_eq!(app.count_rows("conversions FINAL").await, 20);
     assert_eq!(
         app.clickhouse_count("SELECT uniqExact(order_id) FROM conversions")
             .await,
@@ -208,11 +196,7 @@ async fn a_replay_after_a_restart_is_answered_from_clickhouse() {
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions")
-            .await,
-        1
-    );
+    assert_eq!(app.count_rows("conversions").await, 1);
     let metrics = app.metrics().await;
     assert!(
         metric_value(
@@ -272,11 +256,11 @@ async fn a_second_node_knows_what_the_first_stored() {
     // The order reaches the log when the first node ships it; the second node reads the
     // log every second: wait for a read that began after the shipment.
     first.drain().await;
-    let syncs = |metrics: String| metric_value(&metrics, "affilync_dedup_bloom_syncs_total", &[]);
-    let after_write = syncs(second.metrics().await);
-    while syncs(second.metrics().await) < after_write + 2.0 {
-        tokio::task::yield_now().await;
-    }
+    let syncs = "affilync_dedup_bloom_syncs_total";
+    let after_write = metric_value(&second.metrics().await, syncs, &[]);
+    second
+        .wait_for_metric(syncs, &[], |done| done >= after_write + 2.0)
+        .await;
 
     let response = second
         .track(&net.brand_key, &conversion(&click, "n-1", "5.00"))
@@ -292,12 +276,7 @@ async fn a_second_node_knows_what_the_first_stored() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(conflict["data"], stored["data"]);
-    assert_eq!(
-        first
-            .clickhouse_count("SELECT count() FROM conversions")
-            .await,
-        1
-    );
+    assert_eq!(first.count_rows("conversions").await, 1);
 
     // Sent to both nodes at once, each order still ends as one conversion with one id.
     let orders: Vec<String> = (0..10).map(|i| format!("both-{i}")).collect();
@@ -321,7 +300,7 @@ async fn a_second_node_knows_what_the_first_stored() {
     }
     assert_eq!(
         first
-            .clickhouse_count("SELECT count() FROM conversions FINAL WHERE order_id LIKE 'both-%'")
+            .count_where("conversions FINAL", "order_id LIKE 'both-%'")
             .await,
         10
     );
@@ -377,9 +356,5 @@ async fn a_full_bloom_filter_is_replaced_without_forgetting_an_order() {
         negatives_before,
         "every stored order is in the new filter"
     );
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions")
-            .await,
-        1_500
-    );
+    assert_eq!(app.count_rows("conversions").await, 1_500);
 }

@@ -83,14 +83,13 @@ async fn with_clickhouse_away_conversions_are_journaled_then_shipped_once() {
     app.drain().await;
     for table in ["conversions", "commissions", "conversions_by_brand"] {
         assert_eq!(
-            app.clickhouse_count(&format!("SELECT count() FROM {table} FINAL"))
-                .await,
+            app.count_rows(&format!("{table} FINAL")).await,
             20,
             "{table}"
         );
     }
     assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions FINAL WHERE order_id = 'by-email'")
+        app.count_where("conversions FINAL", "order_id = 'by-email'")
             .await,
         0
     );
@@ -147,11 +146,7 @@ async fn a_full_queue_means_503_and_nothing_acknowledged() {
         ) >= 3.0,
         "{metrics}"
     );
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions FINAL")
-            .await,
-        0
-    );
+    assert_eq!(app.count_rows("conversions FINAL").await, 0);
 }
 
 /// A graceful stop ships what the journal holds before it exits.
@@ -246,11 +241,7 @@ async fn a_stop_without_clickhouse_is_bounded_and_the_next_start_ships() {
     );
     assert_eq!(response.json::<Value>().await.unwrap(), first);
     proxy.restore();
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions FINAL")
-            .await,
-        1
-    );
+    assert_eq!(app.count_rows("conversions FINAL").await, 1);
 }
 
 #[tokio::test]

@@ -85,11 +85,7 @@ async fn brands_and_affiliates_see_only_their_own() {
     let (status, body) = json_body(app.track(&b.brand_key, &body).await).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["field"], "click_id");
-    assert_eq!(
-        app.clickhouse_count("SELECT count() FROM conversions")
-            .await,
-        2
-    );
+    assert_eq!(app.count_rows("conversions").await, 2);
 }
 
 #[tokio::test]
@@ -150,10 +146,8 @@ async fn review_follows_the_transitions_and_rewrites_the_commission() {
         0.0
     );
     assert_eq!(
-        app.clickhouse_count(&format!(
-            "SELECT count() FROM conversions WHERE conversion_id = '{id}'"
-        ))
-        .await,
+        app.count_where("conversions", &format!("conversion_id = '{id}'"))
+            .await,
         3,
         "each change is a new version"
     );

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
+pub use ingest::seeding::Network;
+use ingest::seeding::{AdminClient, CampaignTerms, NetworkPlan, SeedingError};
+
 use super::{ADMIN_TOKEN, DRAIN_DEADLINE, clickhouse_rows, metric_value};
 
 /// A service's address, a client for it, and the database it writes.
@@ -13,43 +16,39 @@ pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
     pub database: String,
-}
-
-/// A brand with a campaign, an affiliate with a link to it, and keys for both.
-#[derive(Debug, Clone)]
-pub struct Network {
-    pub brand_id: String,
-    pub brand_key: String,
-    pub affiliate_id: String,
-    pub affiliate_key: String,
-    pub campaign_id: String,
-    pub link_url: String,
+    seeding: AdminClient,
 }
 
 impl Api {
     pub fn new(base: String, database: String) -> Api {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
         Api {
+            seeding: AdminClient::new(http.clone(), &base, ADMIN_TOKEN),
             base,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            http,
             database,
         }
     }
 
     /// Waits until `/healthz` answers, at most 30 s.
     pub async fn wait_until_serving(&self) {
-        for _ in 0..600 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
             if let Ok(response) = self.http.get(self.url("/healthz")).send().await
                 && response.status() == StatusCode::OK
             {
                 return;
             }
+            assert!(
+                Instant::now() < deadline,
+                "the service did not start serving"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the service did not start serving");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -68,11 +67,8 @@ impl Api {
 
     /// Creates through the admin API and returns `data`, failing the test on anything but 201.
     pub async fn create(&self, path: &str, body: Value) -> Value {
-        let response = self.admin(path, body.clone()).await;
-        let status = response.status();
-        let answer: Value = response.json().await.unwrap();
-        assert_eq!(status, StatusCode::CREATED, "{path} {body}: {answer}");
-        answer["data"].clone()
+        let created = self.seeding.create(path, &body).await;
+        created.unwrap_or_else(|error| panic!("{:#} (sent {body})", anyhow::Error::from(error)))
     }
 
     pub async fn network(&self) -> Network {
@@ -90,70 +86,38 @@ impl Api {
         currency: &str,
         window_days: u16,
     ) -> Network {
-        let brand = self
-            .create("/api/admin/brands", json!({"name": "Shop"}))
-            .await;
-        let affiliate = self
-            .create("/api/admin/affiliates", json!({"name": "Publisher"}))
-            .await;
-        let campaign = self
-            .create(
-                "/api/admin/campaigns",
-                json!({
-                    "brand_id": brand["brand_id"],
-                    "name": "Campaign",
-                    "landing_url": "https://shop.example/landing?utm=1",
-                    "currency": currency,
-                    "cookie_window_days": window_days,
-                    "commission": commission,
-                }),
-            )
-            .await;
-        self.network_for(&brand, &affiliate, &campaign).await
+        let plan = NetworkPlan {
+            brand_name: "Shop".into(),
+            affiliate_name: "Publisher".into(),
+            campaign: CampaignTerms {
+                name: "Campaign".into(),
+                landing_url: "https://shop.example/landing?utm=1".into(),
+                currency: currency.into(),
+                cookie_window_days: window_days,
+                commission,
+            },
+        };
+        seeded(self.seeding.network(&plan).await)
     }
 
-    /// Keys and a link for an existing brand, affiliate and campaign.
+    /// Keys and a link for an existing brand, affiliate and campaign, given as the admin
+    /// API answered their creation.
     pub async fn network_for(&self, brand: &Value, affiliate: &Value, campaign: &Value) -> Network {
-        let link = self
-            .create(
-                "/api/admin/links",
-                json!({"campaign_id": campaign["campaign_id"], "affiliate_id": affiliate["affiliate_id"]}),
-            )
-            .await;
-        let brand_key = self
-            .create(
-                "/api/admin/api-keys",
-                json!({"brand_id": brand["brand_id"]}),
-            )
-            .await;
-        let affiliate_key = self
-            .create(
-                "/api/admin/api-keys",
-                json!({"affiliate_id": affiliate["affiliate_id"]}),
-            )
-            .await;
-        let text = |v: &Value, k: &str| v[k].as_str().unwrap().to_owned();
-        Network {
-            brand_id: text(brand, "brand_id"),
-            brand_key: text(&brand_key, "api_key"),
-            affiliate_id: text(affiliate, "affiliate_id"),
-            affiliate_key: text(&affiliate_key, "api_key"),
-            campaign_id: text(campaign, "campaign_id"),
-            link_url: text(&link, "url"),
-        }
+        let id = |created: &Value, key: &str| created[key].as_str().unwrap().to_owned();
+        let (brand_id, affiliate_id, campaign_id) = (
+            id(brand, "brand_id"),
+            id(affiliate, "affiliate_id"),
+            id(campaign, "campaign_id"),
+        );
+        let network = self
+            .seeding
+            .network_for(&brand_id, &affiliate_id, &campaign_id);
+        seeded(network.await)
     }
 
     /// Follows a tracking link once and returns the click id it handed out.
     pub async fn click(&self, link_url: &str) -> String {
-        let response = self.http.get(link_url).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::FOUND);
-        let location = response.headers()["location"].to_str().unwrap();
-        url::Url::parse(location)
-            .unwrap()
-            .query_pairs()
-            .find(|(k, _)| k == "afk_cid")
-            .map(|(_, v)| v.into_owned())
-            .expect("the redirect carries afk_cid")
+        seeded(self.seeding.click(link_url).await)
     }
 
     pub async fn track(&self, key: &str, body: &Value) -> Response {
@@ -248,6 +212,20 @@ impl Api {
         clickhouse_rows(&self.database, sql).await
     }
 
+    /// Rows of `from` (a table, with FINAL where row versions must be collapsed), once the
+    /// journal has drained.
+    pub async fn count_rows(&self, from: &str) -> u64 {
+        self.clickhouse_count(&format!("SELECT count() FROM {from}"))
+            .await
+    }
+
+    /// Rows of `from` (as for [`Self::count_rows`]) that meet `condition`.
+    pub async fn count_where(&self, from: &str, condition: &str) -> u64 {
+        self.clickhouse_count(&format!("SELECT count() FROM {from} WHERE {condition}"))
+            .await
+    }
+
+    /// The single number `sql` selects, once the journal has drained.
     pub async fn clickhouse_count(&self, sql: &str) -> u64 {
         let rows = self.clickhouse_rows(sql).await;
         let value = rows[0]
@@ -274,4 +252,9 @@ impl Api {
             .await
             .unwrap()
     }
+}
+
+/// What seeding made, or the test's failure with the reason and its causes.
+fn seeded<T>(result: Result<T, SeedingError>) -> T {
+    result.unwrap_or_else(|error| panic!("{:#}", anyhow::Error::from(error)))
 }

@@ -229,8 +229,22 @@ pub async fn affilync_check(database: &str, extra: &[&str]) -> (bool, String) {
 /// Runs a statement that returns nothing (DDL, OPTIMIZE) in `database` of the test
 /// ClickHouse.
 pub async fn clickhouse_execute(database: &str, sql: &str) {
+    clickhouse_answer(&clickhouse::url(), database, sql).await;
+}
+
+/// Rows of `database` straight from the ClickHouse at `url`, as JSON objects.
+pub async fn clickhouse_rows_at(url: &str, database: &str, sql: &str) -> Vec<Value> {
+    let text = clickhouse_answer(url, database, &format!("{sql} FORMAT JSONEachRow")).await;
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// What ClickHouse's HTTP interface answers to `sql` in `database`, failing the test on
+/// an error.
+async fn clickhouse_answer(url: &str, database: &str, sql: &str) -> String {
     let response = reqwest::Client::new()
-        .post(format!("{}/?database={database}", clickhouse::url()))
+        .post(format!("{url}/?database={database}"))
         .body(sql.to_owned())
         .send()
         .await
@@ -238,22 +252,7 @@ pub async fn clickhouse_execute(database: &str, sql: &str) {
     let status = response.status();
     let text = response.text().await.unwrap();
     assert!(status.is_success(), "{sql}: {text}");
-}
-
-/// Rows of `database` straight from the ClickHouse at `url`, as JSON objects.
-pub async fn clickhouse_rows_at(url: &str, database: &str, sql: &str) -> Vec<Value> {
-    let response = reqwest::Client::new()
-        .post(format!("{url}/?database={database}"))
-        .body(format!("{sql} FORMAT JSONEachRow"))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{sql}: {text}");
-    text.lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+    text
 }
 
 /// The sum of a metric's samples whose labels include all of `labels`.
