@@ -15,8 +15,8 @@ use affilync_benches::{
 use attributor::{NewConversion, PipelineConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
+use ingest::dedup::DedupMetrics;
 use ingest::dedup::{DedupConfig, DedupFront, LookupConfig, Outcome, SeededBloom, StoredLookup};
-use ingest::metrics::HttpMetrics;
 use prometheus::Registry;
 use tokio::runtime::Runtime;
 
@@ -37,7 +37,7 @@ const DEDUP_OUTCOMES: [&str; 5] = [
 /// server, which finds nothing: the order is still new, only slower, as in the service.
 struct Front {
     front: DedupFront,
-    metrics: HttpMetrics,
+    metrics: DedupMetrics,
     pipeline: JournaledPipeline,
 }
 
@@ -56,7 +56,7 @@ impl Front {
             std::sync::Arc::clone(&pipeline.journal),
             LookupConfig::default(),
         );
-        let metrics = HttpMetrics::new(&Registry::new());
+        let metrics = DedupMetrics::new(&Registry::new());
         let front = DedupFront::new(
             &config,
             bloom,
@@ -73,7 +73,10 @@ impl Front {
 
     /// The `affilync_dedup_total` counter for `outcome`.
     fn count(&self, outcome: &str) -> u64 {
-        self.metrics.dedup_total.with_label_values(&[outcome]).get()
+        self.metrics
+            .outcomes_total
+            .with_label_values(&[outcome])
+            .get()
     }
 
     fn counts(&self) -> String {

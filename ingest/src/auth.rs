@@ -18,7 +18,7 @@ pub enum KeyFrom {
     HeaderOrQuery,
 }
 
-pub async fn principal(
+pub fn principal(
     request: &HttpRequest,
     state: &AppState,
     from: KeyFrom,
@@ -43,12 +43,8 @@ pub async fn principal(
 }
 
 /// The calling brand; affiliates are refused with 403.
-pub async fn brand(
-    request: &HttpRequest,
-    state: &AppState,
-    from: KeyFrom,
-) -> Result<BrandId, ApiError> {
-    match principal(request, state, from).await? {
+pub fn brand(request: &HttpRequest, state: &AppState, from: KeyFrom) -> Result<BrandId, ApiError> {
+    match principal(request, state, from)? {
         Principal::Brand(brand) => Ok(brand),
         Principal::Affiliate(_) => Err(ApiError::Forbidden(
             "this call needs a brand API key".into(),

@@ -189,11 +189,56 @@ impl From<PipelineError> for ApiError {
 }
 
 impl ApiError {
+    /// Every reason a 503 is given for, for the metric that counts them.
+    pub const UNAVAILABLE_REASONS: [&'static str; 5] = [
+        "queue_full",
+        "shutting_down",
+        "journal_full",
+        "journal_unwritable",
+        "store_unavailable",
+    ];
+
     /// The label `affilync_unavailable_total` counts a 503 under.
     pub fn unavailable_reason(&self) -> Option<&'static str> {
         match self {
             ApiError::Unavailable { reason, .. } => Some(reason),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use attributor::PipelineError;
+    use attributor::store::StoreError;
+
+    use super::ApiError;
+
+    /// A 503 under a reason the metric was not declared with would be a series that
+    /// appears only after the first outage, too late for a dashboard or an alert.
+    #[test]
+    fn every_unavailable_reason_is_declared() {
+        let errors = [
+            PipelineError::QueueFull,
+            PipelineError::ShuttingDown,
+            PipelineError::JournalFull,
+            PipelineError::JournalUnwritable("disk".into()),
+            PipelineError::StoreUnavailable("gone".into()),
+            PipelineError::StoreRefused("bad".into()),
+            PipelineError::UnknownClick,
+            PipelineError::ClickOfAnotherBrand,
+            PipelineError::NoMatchingTouch,
+        ]
+        .map(ApiError::from)
+        .into_iter()
+        .chain([ApiError::from(StoreError::Unavailable("gone".into()))]);
+        let mut reasons: Vec<&str> = errors
+            .filter_map(|error| error.unavailable_reason())
+            .collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        let mut declared = ApiError::UNAVAILABLE_REASONS.to_vec();
+        declared.sort_unstable();
+        assert_eq!(reasons, declared);
     }
 }

@@ -18,6 +18,7 @@ pub mod endpoints;
 pub mod error;
 pub mod list_totals;
 pub mod metrics;
+pub mod pixel_script;
 pub mod request;
 pub mod secret;
 pub mod seeding;

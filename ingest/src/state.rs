@@ -9,9 +9,9 @@ use prometheus::Registry;
 use url::Url;
 
 use crate::dedup::DedupFront;
-use crate::endpoints::PixelScript;
 use crate::list_totals::ListTotals;
-use crate::metrics::HttpMetrics;
+use crate::metrics::{HttpMetrics, PixelMetrics};
+use crate::pixel_script::PixelScript;
 use crate::secret::Secret;
 
 /// What every handler can reach.
@@ -30,5 +30,6 @@ pub struct AppState {
     pub pixel_script: PixelScript,
     pub registry: Registry,
     pub metrics: HttpMetrics,
+    pub pixel_metrics: PixelMetrics,
     pub pipeline_metrics: PipelineMetrics,
 }

@@ -1,6 +1,7 @@
 //! The attributor's metrics, one struct per concern, each declared once and registered on
 //! the registry the service exposes at /metrics. Label values are closed sets, listed
-//! beside each metric.
+//! beside each metric. The helpers below are the one way metrics are declared here and in
+//! the HTTP tier.
 
 mod catalog;
 mod clicks;
@@ -22,25 +23,25 @@ use prometheus::{
 
 /// Registers `collector` and hands it back. A name registered twice on one registry is a
 /// programming error, caught by the first test that builds the service.
-fn registered<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+pub fn registered<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
     registry
         .register(Box::new(collector.clone()))
         .expect("each metric is registered once per registry");
     collector
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     registered(registry, IntGauge::new(name, help).expect("valid metric"))
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+pub fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     registered(registry, IntCounter::new(name, help).expect("valid metric"))
 }
 
 /// A labelled counter with every series of `series` (label values, in `labels` order)
 /// present from the start at 0: a dashboard or an alert over a series that has not
 /// happened yet reads 0, not "no data".
-fn counter_vec<S: AsRef<[&'static str]>>(
+pub fn counter_vec<S: AsRef<[&'static str]>>(
     registry: &Registry,
     name: &str,
     help: &str,
@@ -55,7 +56,12 @@ fn counter_vec<S: AsRef<[&'static str]>>(
 }
 
 /// A histogram whose buckets start at `first` and grow `factor`-fold, `count` of them.
-fn histogram(registry: &Registry, name: &str, help: &str, buckets: (f64, f64, usize)) -> Histogram {
+pub fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: (f64, f64, usize),
+) -> Histogram {
     let (first, factor, count) = buckets;
     let opts = HistogramOpts::new(name, help)
         .buckets(exponential_buckets(first, factor, count).expect("valid buckets"));
@@ -63,7 +69,7 @@ fn histogram(registry: &Registry, name: &str, help: &str, buckets: (f64, f64, us
 }
 
 /// A labelled histogram with every series of `series` present from the start.
-fn histogram_vec<S: AsRef<[&'static str]>>(
+pub fn histogram_vec<S: AsRef<[&'static str]>>(
     registry: &Registry,
     name: &str,
     help: &str,
@@ -82,7 +88,7 @@ fn histogram_vec<S: AsRef<[&'static str]>>(
 }
 
 /// Every pair of label values, for a metric with two closed sets.
-fn pairs(first: &[&'static str], second: &[&'static str]) -> Vec<[&'static str; 2]> {
+pub fn pairs(first: &[&'static str], second: &[&'static str]) -> Vec<[&'static str; 2]> {
     first
         .iter()
         .flat_map(|a| second.iter().map(move |b| [*a, *b]))
@@ -90,8 +96,8 @@ fn pairs(first: &[&'static str], second: &[&'static str]) -> Vec<[&'static str; 
 }
 
 /// Seconds from 0.1 ms to about 1.6 s.
-const FAST_SECONDS: (f64, f64, usize) = (0.0001, 2.0, 15);
+pub const FAST_SECONDS: (f64, f64, usize) = (0.0001, 2.0, 15);
 /// Seconds from 1 ms to about 16 s.
-const SLOW_SECONDS: (f64, f64, usize) = (0.001, 2.0, 15);
+pub const SLOW_SECONDS: (f64, f64, usize) = (0.001, 2.0, 15);
 /// Counts from 1 to 65536.
-const COUNTS: (f64, f64, usize) = (1.0, 2.0, 17);
+pub const COUNTS: (f64, f64, usize) = (1.0, 2.0, 17);

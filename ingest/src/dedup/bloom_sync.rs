@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 
 use attributor::Journal;
 
+use super::DedupMetrics;
 use super::bloom::HEADROOM;
 use super::{DedupConfig, SeededBloom};
-use crate::metrics::HttpMetrics;
 
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// Each read starts this far before the latest time seen: rows stamped in the same second
@@ -42,7 +42,7 @@ pub async fn start_bloom(
     store: &Store,
     config: &DedupConfig,
     journal: Arc<Journal>,
-    metrics: HttpMetrics,
+    metrics: DedupMetrics,
 ) -> Result<Arc<SeededBloom>, StoreError> {
     let stored = store.count_conversion_versions().await?;
     // This node's unshipped conversions, which ClickHouse cannot tell about yet.
@@ -61,7 +61,12 @@ pub async fn start_bloom(
     Ok(bloom)
 }
 
-async fn fill(store: Store, bloom: Weak<SeededBloom>, journal: Arc<Journal>, metrics: HttpMetrics) {
+async fn fill(
+    store: Store,
+    bloom: Weak<SeededBloom>,
+    journal: Arc<Journal>,
+    metrics: DedupMetrics,
+) {
     // Taken before seeding, so that what is stored while the seed runs comes with the sync.
     let mut logged_until = loop {
         match store.server_now().await {
@@ -127,7 +132,7 @@ async fn fill(store: Store, bloom: Weak<SeededBloom>, journal: Arc<Journal>, met
 }
 
 /// Seeds a larger filter beside the full one, which keeps answering until it is replaced.
-async fn rebuild(store: &Store, bloom: &SeededBloom, journal: &Journal, metrics: &HttpMetrics) {
+async fn rebuild(store: &Store, bloom: &SeededBloom, journal: &Journal, metrics: &DedupMetrics) {
     let started = Instant::now();
     let next = bloom.begin_rebuild();
     // Taken after every insert began to reach `next`: an order acknowledged before is

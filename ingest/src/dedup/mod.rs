@@ -13,6 +13,7 @@
 mod bloom;
 mod bloom_sync;
 mod lookup;
+mod metrics;
 
 use std::sync::Arc;
 
@@ -25,8 +26,8 @@ use attributor::{Conversion, NewConversion, Pipeline, PipelineError};
 pub use bloom::SeededBloom;
 pub use bloom_sync::start_bloom;
 pub use lookup::{LookupConfig, StoredLookup};
+pub use metrics::DedupMetrics;
 
-use crate::metrics::HttpMetrics;
 use crate::views;
 
 #[derive(Debug, Clone)]
@@ -82,7 +83,7 @@ pub struct DedupFront {
     bloom: Arc<SeededBloom>,
     lookup: StoredLookup,
     pipeline: Pipeline,
-    metrics: HttpMetrics,
+    metrics: DedupMetrics,
 }
 
 impl DedupFront {
@@ -91,7 +92,7 @@ impl DedupFront {
         bloom: Arc<SeededBloom>,
         lookup: StoredLookup,
         pipeline: Pipeline,
-        metrics: HttpMetrics,
+        metrics: DedupMetrics,
     ) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache_bytes)
@@ -165,8 +166,14 @@ impl DedupFront {
     }
 
     /// Bloom "maybe"s waiting for their ClickHouse look-up.
-    pub fn lookup_queue_depth(&self) -> usize {
-        self.lookup.queue_depth()
+    /// Sets the gauges that are read rather than counted, so an idle node reports its
+    /// present state rather than the last change.
+    pub fn sample_metrics(&self) {
+        let metrics = &self.metrics;
+        metrics
+            .lookup_queue_depth
+            .set(self.lookup.queue_depth() as i64);
+        metrics.bloom_seeded.set(i64::from(self.bloom.is_seeded()));
     }
 
     /// Runs once per order id at a time (moka coalesces concurrent callers onto it).
@@ -205,7 +212,10 @@ impl DedupFront {
     }
 
     fn count(&self, outcome: &str) {
-        self.metrics.dedup_total.with_label_values(&[outcome]).inc();
+        self.metrics
+            .outcomes_total
+            .with_label_values(&[outcome])
+            .inc();
     }
 }
 

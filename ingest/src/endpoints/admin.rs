@@ -1,26 +1,25 @@
 //! `/api/admin/*`: the operator creates brands, affiliates, campaigns, links and keys.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use attributor::catalog::{Campaign, NewCampaign, Principal};
 use attributor::commission::CommissionRules;
 use attributor::domain::{AffiliateId, BrandId, CampaignId, Currency};
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use crate::auth;
+use super::common::{JsonBody, Operator};
 use crate::error::ApiError;
-use crate::request::{read_body, require_json};
 use crate::state::AppState;
 use crate::views::timestamp;
 
 const MAX_NAME_BYTES: usize = 200;
 
 pub async fn create_brand(
-    request: HttpRequest,
-    payload: web::Payload,
+    _: Operator,
+    JsonBody(body): JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&request, payload, &state).await?;
+    let body = json_object(&body)?;
     let name = name(&body)?;
     let brand = state.catalog.create_brand(name).await?;
     created(
@@ -29,11 +28,11 @@ pub async fn create_brand(
 }
 
 pub async fn create_affiliate(
-    request: HttpRequest,
-    payload: web::Payload,
+    _: Operator,
+    JsonBody(body): JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&request, payload, &state).await?;
+    let body = json_object(&body)?;
     let name = name(&body)?;
     let affiliate = state.catalog.create_affiliate(name).await?;
     created(json!({
@@ -44,11 +43,11 @@ pub async fn create_affiliate(
 }
 
 pub async fn create_campaign(
-    request: HttpRequest,
-    payload: web::Payload,
+    _: Operator,
+    JsonBody(body): JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&request, payload, &state).await?;
+    let body = json_object(&body)?;
     let brand = known_brand(&state, &required_text(&body, "brand_id")?)?;
     let name = name(&body)?;
     let landing_url = landing_url(&required_text(&body, "landing_url")?)?;
@@ -100,11 +99,11 @@ pub async fn create_campaign(
 }
 
 pub async fn create_link(
-    request: HttpRequest,
-    payload: web::Payload,
+    _: Operator,
+    JsonBody(body): JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&request, payload, &state).await?;
+    let body = json_object(&body)?;
     let campaign_id = CampaignId::parse(&required_text(&body, "campaign_id")?)
         .map_err(|e| ApiError::invalid("campaign_id", e))?;
     let affiliate = required_text(&body, "affiliate_id")?;
@@ -128,11 +127,11 @@ pub async fn create_link(
 }
 
 pub async fn create_api_key(
-    request: HttpRequest,
-    payload: web::Payload,
+    _: Operator,
+    JsonBody(body): JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&request, payload, &state).await?;
+    let body = json_object(&body)?;
     let brand = text(&body, "brand_id")?;
     let affiliate = text(&body, "affiliate_id")?;
     let (principal, owner) = match (brand, affiliate) {
@@ -159,15 +158,9 @@ pub async fn create_api_key(
     created(data)
 }
 
-async fn admin_body(
-    request: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-) -> Result<Map<String, Value>, ApiError> {
-    auth::admin(request, state)?;
-    require_json(request)?;
-    let body = read_body(request, payload).await?;
-    match serde_json::from_slice::<Value>(&body) {
+/// Every admin body is one JSON object.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(object)) => Ok(object),
         Ok(_) => Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),

@@ -2,13 +2,12 @@
 
 mod admin;
 mod click;
+mod common;
 mod listing;
 mod ops;
 mod pixel;
 mod report;
 mod review;
-
-pub use pixel::PixelScript;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 

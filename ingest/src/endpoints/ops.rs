@@ -18,10 +18,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .pipeline_metrics
         .queue_depth
         .set(state.pipeline.queue_depth() as i64);
-    state
-        .metrics
-        .dedup_lookup_queue_depth
-        .set(state.dedup.lookup_queue_depth() as i64);
+    state.dedup.sample_metrics();
     state.journal.sample_metrics();
     let mut text = Vec::new();
     let encoder = TextEncoder::new();

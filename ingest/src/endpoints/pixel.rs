@@ -11,7 +11,6 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use attributor::domain::{AttributionMethod, BrandId, Source};
 use attributor::{PipelineError, ReportedClick};
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::dedup::Outcome;
 use crate::error::ApiError;
@@ -25,24 +24,6 @@ const GIF: &[u8] = &[
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
-/// pixel.js with this service's endpoint in it, and its ETag.
-pub struct PixelScript {
-    body: String,
-    etag: String,
-}
-
-impl PixelScript {
-    pub fn for_service(public_url: &url::Url) -> Self {
-        let endpoint = public_url
-            .join("api/conversions/pixel")
-            .expect("the public URL is a base URL");
-        let body = include_str!("../../assets/pixel.js")
-            .replace("__AFFILYNC_ENDPOINT__", endpoint.as_str());
-        let etag = format!("\"{:016x}\"", xxh3_64(body.as_bytes()));
-        Self { body, etag }
-    }
-}
-
 /// Cached by browsers and CDNs for an hour; revalidated by ETag.
 pub async fn script(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let script = &state.pixel_script;
@@ -50,14 +31,14 @@ pub async fn script(request: HttpRequest, state: web::Data<AppState>) -> HttpRes
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == script.etag));
+        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == script.etag()));
     let mut response = if unchanged {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::ETAG, script.etag.as_str()))
+        .insert_header((header::ETAG, script.etag()))
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
     if unchanged {
@@ -65,7 +46,7 @@ pub async fn script(request: HttpRequest, state: web::Data<AppState>) -> HttpRes
     } else {
         response
             .content_type("application/javascript; charset=utf-8")
-            .body(script.body.clone())
+            .body(script.body().to_owned())
     }
 }
 
@@ -181,7 +162,7 @@ async fn store(request: &HttpRequest, state: &AppState, mut input: PixelInput) -
         Ok(conversion) => conversion,
         Err(error) => return Reported::invalid(error),
     };
-    let outcome = match super::report::submit(state, conversion).await {
+    let outcome = match super::common::submit_conversion(state, conversion).await {
         Ok(Outcome::Created(_)) => "stored",
         Ok(Outcome::Replayed(_)) => "replayed",
         Ok(Outcome::Conflict(_)) => "conflict",
@@ -199,8 +180,8 @@ fn answer(
     reported: Reported,
 ) -> HttpResponse {
     state
-        .metrics
-        .pixel_reports_total
+        .pixel_metrics
+        .reports_total
         .with_label_values(&[reported.outcome])
         .inc();
     let mut response = HttpResponseBuilder::new(if wants_image {

@@ -4,25 +4,21 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use attributor::catalog::Principal;
 
-use super::listing::visible_conversion;
-use crate::auth::{self, KeyFrom};
+use super::common::{BrandCaller, JsonBody, visible_conversion};
 use crate::error::ApiError;
-use crate::request::{StatusChange, read_body, require_json};
+use crate::request::StatusChange;
 use crate::state::AppState;
 use crate::views;
 
 pub async fn patch(
-    request: HttpRequest,
+    BrandCaller(brand): BrandCaller,
     id: web::Path<String>,
-    payload: web::Payload,
+    JsonBody(body): JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let brand = auth::brand(&request, &state, KeyFrom::Header).await?;
-    require_json(&request)?;
-    let body = read_body(&request, payload).await?;
     let change = StatusChange::from_json(&body)?;
     let current = visible_conversion(&state, &Principal::Brand(brand), &id).await?;
 

@@ -1,7 +1,8 @@
 use actix_web::HttpRequest;
+use actix_web::error::PayloadError;
 use actix_web::http::header;
-use actix_web::web::{Bytes, BytesMut, Payload};
-use futures_util::StreamExt;
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 
 use crate::error::ApiError;
 
@@ -9,7 +10,10 @@ use crate::error::ApiError;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Reads the whole body, refusing with 413 as soon as it passes the limit.
-pub async fn read_body(request: &HttpRequest, mut payload: Payload) -> Result<Bytes, ApiError> {
+pub async fn read_body(
+    request: &HttpRequest,
+    mut payload: impl Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+) -> Result<Bytes, ApiError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

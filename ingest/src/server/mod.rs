@@ -1,8 +1,11 @@
 //! Assembling the service and running it until shutdown.
 
+mod middleware;
+
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
@@ -14,13 +17,15 @@ use attributor::metrics::{
     CatalogMetrics, ClickMetrics, JournalMetrics, PipelineMetrics, ShipperMetrics,
 };
 use attributor::{Journal, Pipeline, PipelineParts, Shipper, Store};
-use prometheus::Registry;
+use prometheus::{IntGauge, Registry};
 
+use self::middleware::record_request;
 use crate::config::Config;
-use crate::dedup::{DedupFront, StoredLookup, start_bloom};
-use crate::endpoints::{PixelScript, routes};
+use crate::dedup::{DedupFront, DedupMetrics, StoredLookup, start_bloom};
+use crate::endpoints::routes;
 use crate::list_totals::ListTotals;
-use crate::metrics::{HttpMetrics, record_request};
+use crate::metrics::{HttpMetrics, PixelMetrics};
+use crate::pixel_script::PixelScript;
 use crate::state::AppState;
 
 /// Connects to ClickHouse, migrates, loads the catalog, opens the journal, starts the
@@ -46,6 +51,8 @@ pub async fn serve(
     catalog.keep_refreshed(config.catalog_refresh, CatalogMetrics::new(&registry));
     let pipeline_metrics = PipelineMetrics::new(&registry);
     let http_metrics = HttpMetrics::new(&registry);
+    let dedup_metrics = DedupMetrics::new(&registry);
+    let pixel_metrics = PixelMetrics::new(&registry);
     let (journal, recovery) = Journal::open(
         config.journal.clone(),
         config.clock.clone(),
@@ -78,7 +85,7 @@ pub async fn serve(
         &store,
         &config.dedup,
         Arc::clone(&journal),
-        http_metrics.clone(),
+        dedup_metrics.clone(),
     )
     .await
     .context("sizing the dedup bloom filter")?;
@@ -87,7 +94,7 @@ pub async fn serve(
         bloom,
         StoredLookup::start(&store, Arc::clone(&journal), config.lookup.clone()),
         pipeline.clone(),
-        http_metrics.clone(),
+        dedup_metrics,
     ));
     // What this node acknowledged last before it stopped is answered from memory at once,
     // however the shipping or ClickHouse fare.
@@ -97,6 +104,8 @@ pub async fn serve(
             Err(error) => tracing::warn!(%error, "a journaled conversion does not read back"),
         }
     }
+
+    watch_clickhouse(store.clone(), http_metrics.clickhouse_up.clone());
 
     let state = web::Data::new(AppState {
         store,
@@ -113,6 +122,7 @@ pub async fn serve(
         pixel_script: PixelScript::for_service(&config.public_url),
         registry,
         metrics: http_metrics,
+        pixel_metrics,
         pipeline_metrics,
     });
     let address = listener.local_addr()?;
@@ -155,4 +165,22 @@ pub async fn serve(
     })
     .await?;
     Ok(())
+}
+
+/// How often `affilync_clickhouse_up` is refreshed, and how long a ping may take.
+const CLICKHOUSE_PROBE_EVERY: Duration = Duration::from_secs(5);
+const CLICKHOUSE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Pings ClickHouse in the background so that `affilync_clickhouse_up` says whether it
+/// answers without a scrape ever waiting on it. Conversions do not need ClickHouse (they
+/// are journaled), so this is the metric that tells an operator shipping has stopped.
+fn watch_clickhouse(store: Store, up: IntGauge) {
+    actix_web::rt::spawn(async move {
+        let mut every = actix_web::rt::time::interval(CLICKHOUSE_PROBE_EVERY);
+        loop {
+            every.tick().await;
+            let answered = store.ping(CLICKHOUSE_PROBE_TIMEOUT).await.is_ok();
+            up.set(i64::from(answered));
+        }
+    });
 }
