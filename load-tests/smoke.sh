@@ -3,7 +3,8 @@
 # with its own managed ClickHouse in a temporary directory, runs postback-unique, replay
 # and conflict for a few seconds each with the store check (0 lost, 0 duplicated, nothing
 # unexpected), stops the service with SIGTERM and exits non-zero if any check failed or
-# the service did not stop cleanly. It asserts no speed.
+# the service did not stop cleanly, and checks the operations kit (ops/check.sh) against
+# the node. It asserts no speed.
 #
 #   load-tests/smoke.sh                                   # builds both binaries (debug)
 #   load-tests/smoke.sh path/to/affilync path/to/affilync-load
@@ -107,6 +108,18 @@ for scenario in $scenarios; do
         failed="$failed $scenario"
     fi
 done
+
+# The operations kit against this node, after load so every series has samples: the
+# rules and scrape config load, /metrics passes promtool's lint, and every metric the
+# dashboard and the rules use exists. SMOKE_OPS_CHECK=required (CI) fails without promtool.
+if command -v promtool >/dev/null; then
+    bash "$root/ops/check.sh" "http://$address/metrics" || failed="$failed ops-kit"
+elif [ "${SMOKE_OPS_CHECK:-}" = required ]; then
+    echo "smoke: promtool (Debian's prometheus package) is needed for the ops kit check" >&2
+    failed="$failed ops-kit"
+else
+    echo "smoke: promtool not installed; the ops kit was not checked"
+fi
 
 if ! stop_service; then
     echo "smoke: the service did not stop cleanly" >&2
