@@ -19,7 +19,7 @@ use attributor::metrics::{
 use attributor::{Journal, Pipeline, PipelineParts, Shipper, Store};
 use prometheus::{IntGauge, Registry};
 
-use self::middleware::record_request;
+use self::middleware::{record_request, request_id};
 use crate::config::Config;
 use crate::dedup::{DedupFront, DedupMetrics, StoredLookup, start_bloom};
 use crate::endpoints::routes;
@@ -130,6 +130,8 @@ pub async fn serve(
         App::new()
             .app_data(state.clone())
             .wrap(from_fn(record_request))
+            // Outermost: its span covers the metrics middleware and every handler.
+            .wrap(from_fn(request_id))
             .configure(routes)
     })
     .workers(config.http_workers.max(1))

@@ -14,6 +14,7 @@ mod durability;
 mod golden;
 mod hardening;
 mod idempotency;
+mod logs;
 mod operations;
 mod pixel_script;
 mod tenancy;

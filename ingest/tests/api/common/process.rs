@@ -44,7 +44,6 @@ impl ServiceProcess {
         }
         let child = command
             .arg("serve")
-            .envs(env.iter().copied())
             .env("AFFILYNC_LISTEN", "127.0.0.1:0")
             .env("AFFILYNC_CLICKHOUSE_DATABASE", database)
             .env("AFFILYNC_DATA_DIR", data_dir)
@@ -53,6 +52,8 @@ impl ServiceProcess {
             .env("AFFILYNC_SHIP_INTERVAL_MS", "50")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // Last, so a test's settings win over the defaults above.
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
@@ -99,11 +100,7 @@ async fn wait_for_address(log: &Path, deadline: Duration) -> String {
     let started = Instant::now();
     loop {
         let text = fs::read_to_string(log).unwrap_or_default();
-        if let Some(address) = text
-            .lines()
-            .find_map(|line| line.split("affilync is serving address=").nth(1))
-        {
-            let address = address.split_whitespace().next().unwrap_or(address);
+        if let Some(address) = text.lines().find_map(serving_address) {
             return format!("http://{address}");
         }
         assert!(
@@ -112,4 +109,17 @@ async fn wait_for_address(log: &Path, deadline: Duration) -> String {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The address in the line `affilync is serving` as either log format writes it:
+/// `... affilync is serving address=127.0.0.1:1234` or
+/// `{"message":"affilync is serving","address":"127.0.0.1:1234",...}`.
+fn serving_address(line: &str) -> Option<String> {
+    if let Some(rest) = line.split("affilync is serving address=").nth(1) {
+        return rest.split_whitespace().next().map(str::to_owned);
+    }
+    let object: serde_json::Value = serde_json::from_str(line).ok()?;
+    (object["message"] == "affilync is serving")
+        .then(|| object["address"].as_str().map(str::to_owned))
+        .flatten()
 }
