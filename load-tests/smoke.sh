@@ -73,6 +73,7 @@ NO_COLOR=1 RUST_LOG=info \
 AFFILYNC_ADMIN_TOKEN="$token" \
 AFFILYNC_DATA_DIR="$work/data" \
 AFFILYNC_LISTEN=127.0.0.1:0 \
+AFFILYNC_RATE_LIMIT_ADDRESS_PER_SECOND=0 \
     "$service_bin" serve >"$log" 2>&1 &
 service_pid=$!
 

@@ -75,6 +75,7 @@ impl Network {
             campaigns: vec![self.campaign.clone()],
             links: vec![self.link.clone()],
             api_keys: Vec::new(),
+            key_limits: Vec::new(),
         };
         Catalog::from_snapshot(store, snapshot, attributor::Clock::system())
     }

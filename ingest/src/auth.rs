@@ -8,6 +8,7 @@ use attributor::catalog::Principal;
 use attributor::domain::BrandId;
 
 use crate::error::ApiError;
+use crate::rate_limit::CallerKind;
 use crate::request::QueryPairs;
 use crate::state::AppState;
 
@@ -36,10 +37,37 @@ pub fn principal(
             }
         })
     })?;
-    state
+    let found = state
         .catalog
-        .principal_for_key(&key)
-        .ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))
+        .key(&key)
+        .ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
+    let kind = match found.principal {
+        Principal::Brand(_) => CallerKind::BrandKey,
+        Principal::Affiliate(_) => CallerKind::AffiliateKey,
+    };
+    // After the key is known: unknown keys must not fill the limiter's memory.
+    state
+        .rate_limiter
+        .check_key(&found.hash, state.catalog.rate_limit(&found.hash), kind)
+        .map_err(|throttled| ApiError::RateLimited {
+            whose: "this API key",
+            retry_after_seconds: throttled.retry_after_seconds(),
+        })?;
+    Ok(found.principal.clone())
+}
+
+/// Takes a token from the client address's bucket, for what is called without a key.
+pub fn address_allowed(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(peer) = request.peer_addr() else {
+        return Ok(());
+    };
+    state
+        .rate_limiter
+        .check_address(peer.ip())
+        .map_err(|throttled| ApiError::RateLimited {
+            whose: "this address",
+            retry_after_seconds: throttled.retry_after_seconds(),
+        })
 }
 
 /// The calling brand; affiliates are refused with 403.

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use url::Url;
 
 use crate::dedup::{DedupConfig, LookupConfig};
+use crate::rate_limit::{Bucket, RateLimitConfig};
 use crate::secret::Secret;
 
 #[derive(Debug, Parser)]
@@ -168,6 +169,33 @@ pub struct ServeArgs {
     /// that is more; a full filter is rebuilt larger).
     #[arg(long, env = "AFFILYNC_BLOOM_CAPACITY", default_value_t = 10_000_000)]
     pub bloom_capacity: u64,
+    /// Requests a second each API key may make, sustained (0: no limit); the admin API
+    /// sets a key's own.
+    #[arg(
+        long,
+        env = "AFFILYNC_RATE_LIMIT_KEY_PER_SECOND",
+        default_value_t = 2_000
+    )]
+    pub rate_limit_key_per_second: u32,
+    /// Requests an API key may make at once above its sustained rate.
+    #[arg(long, env = "AFFILYNC_RATE_LIMIT_KEY_BURST", default_value_t = 10_000)]
+    pub rate_limit_key_burst: u32,
+    /// Pixel reports and tracking-link clicks a second from one client address (0: no
+    /// limit). The address is the connection's peer: behind a proxy, every visitor shares
+    /// the proxy's, so raise it or set 0 there.
+    #[arg(
+        long,
+        env = "AFFILYNC_RATE_LIMIT_ADDRESS_PER_SECOND",
+        default_value_t = 100
+    )]
+    pub rate_limit_address_per_second: u32,
+    /// Pixel reports and clicks one client address may make at once.
+    #[arg(
+        long,
+        env = "AFFILYNC_RATE_LIMIT_ADDRESS_BURST",
+        default_value_t = 1_000
+    )]
+    pub rate_limit_address_burst: u32,
 }
 
 /// Everything [`crate::serve`] needs, resolved: URLs known, secrets loaded.
@@ -184,6 +212,7 @@ pub struct Config {
     pub clicks: ClickWriterConfig,
     pub dedup: DedupConfig,
     pub lookup: LookupConfig,
+    pub rate_limits: RateLimitConfig,
     /// How often the catalog reads what other nodes created.
     pub catalog_refresh: Duration,
     /// How long in-flight requests get to finish at shutdown.
@@ -239,6 +268,13 @@ impl ServeArgs {
                 bloom_capacity: self.bloom_capacity,
             },
             lookup: LookupConfig::default(),
+            rate_limits: RateLimitConfig {
+                per_key: Bucket::new(self.rate_limit_key_per_second, self.rate_limit_key_burst),
+                per_address: Bucket::new(
+                    self.rate_limit_address_per_second,
+                    self.rate_limit_address_burst,
+                ),
+            },
             catalog_refresh: Duration::from_millis(self.catalog_refresh_ms),
             shutdown_timeout: Duration::from_secs(30),
             shutdown_ship_timeout: Duration::from_secs(10),

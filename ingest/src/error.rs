@@ -33,6 +33,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{field} {message}")]
     Invalid { field: String, message: String },
+    /// The caller's token bucket is empty: `whose` is "this API key" or "this address".
+    #[error("too many requests from {whose}; retry in {retry_after_seconds} s")]
+    RateLimited {
+        whose: &'static str,
+        retry_after_seconds: u64,
+    },
     #[error("{message}")]
     Unavailable {
         reason: &'static str,
@@ -64,6 +70,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Invalid { .. } => "invalid_field",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -88,6 +95,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -120,6 +128,13 @@ impl ResponseError for ApiError {
             // Machine-readable: why nothing was stored (queue_full, journal_full,
             // journal_unwritable, store_unavailable, shutting_down).
             response.insert_header(("X-Affilync-Unavailable", *reason));
+        }
+        if let ApiError::RateLimited {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
         }
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

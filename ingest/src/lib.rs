@@ -19,6 +19,7 @@ pub mod error;
 pub mod list_totals;
 pub mod metrics;
 pub mod pixel_script;
+pub mod rate_limit;
 pub mod request;
 pub mod secret;
 pub mod seeding;

@@ -82,7 +82,7 @@ pub struct PixelMetrics {
 }
 
 impl PixelMetrics {
-    pub const OUTCOMES: [&'static str; 9] = [
+    pub const OUTCOMES: [&'static str; 10] = [
         "stored",
         "replayed",
         "conflict",
@@ -92,6 +92,7 @@ impl PixelMetrics {
         "no_matching_email",
         "invalid",
         "unavailable",
+        "rate_limited",
     ];
 
     pub fn new(registry: &Registry) -> Self {

@@ -12,6 +12,7 @@ use crate::dedup::DedupFront;
 use crate::list_totals::ListTotals;
 use crate::metrics::{HttpMetrics, PixelMetrics};
 use crate::pixel_script::PixelScript;
+use crate::rate_limit::RateLimiter;
 use crate::secret::Secret;
 
 /// What every handler can reach.
@@ -28,6 +29,7 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     pub public_url: Url,
     pub pixel_script: PixelScript,
+    pub rate_limiter: RateLimiter,
     pub registry: Registry,
     pub metrics: HttpMetrics,
     pub pixel_metrics: PixelMetrics,

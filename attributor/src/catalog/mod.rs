@@ -19,7 +19,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-pub use model::{Affiliate, ApiKey, Brand, Campaign, Link, Principal};
+pub use model::{Affiliate, ApiKey, Brand, Campaign, KeyRateLimit, Link, Principal, RateLimit};
 
 use crate::clock::Clock;
 use crate::domain::{AffiliateId, BrandId, CampaignId, LinkId, lower_hex};
@@ -45,6 +45,8 @@ pub struct Catalog {
     campaigns: Table<CampaignId, Campaign>,
     links: Table<LinkId, Link>,
     keys: Table<String, ApiKey>,
+    /// By key hash; a key without an entry has the node's default.
+    key_limits: Table<String, KeyRateLimit>,
     /// The newest row version read from ClickHouse.
     newest_version: AtomicU64,
     clock: Clock,
@@ -58,7 +60,11 @@ impl<K: Eq + Hash, V> Table<K, V> {
         Self(RwLock::new(map))
     }
 
-    fn get(&self, key: &K) -> Option<Arc<V>> {
+    fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         self.0
             .read()
             .expect("catalog lock poisoned")
@@ -114,6 +120,12 @@ impl Catalog {
             campaigns: Table::new(snapshot.campaigns.into_iter().map(|c| (c.id.clone(), c))),
             links: Table::new(snapshot.links.into_iter().map(|l| (l.id.clone(), l))),
             keys: Table::new(snapshot.api_keys.into_iter().map(|k| (k.hash.clone(), k))),
+            key_limits: Table::new(
+                snapshot
+                    .key_limits
+                    .into_iter()
+                    .map(|l| (l.key_hash.clone(), l)),
+            ),
             newest_version: AtomicU64::new(0),
             clock,
         }
@@ -154,7 +166,8 @@ impl Catalog {
             + changed.affiliates.len()
             + changed.campaigns.len()
             + changed.links.len()
-            + changed.api_keys.len();
+            + changed.api_keys.len()
+            + changed.key_limits.len();
         for brand in changed.brands {
             self.brands.put(brand.id.clone(), brand);
         }
@@ -169,6 +182,9 @@ impl Catalog {
         }
         for key in changed.api_keys {
             self.keys.put(key.hash.clone(), key);
+        }
+        for limit in changed.key_limits {
+            self.key_limits.put(limit.key_hash.clone(), limit);
         }
         self.newest_version.fetch_max(newest, Ordering::AcqRel);
         Ok(rows)
@@ -195,9 +211,41 @@ impl Catalog {
 
     /// Who a presented API key speaks for, or `None` for a key this node does not know.
     pub fn principal_for_key(&self, key: &str) -> Option<Principal> {
-        self.keys
-            .get(&hash_key(key))
-            .map(|found| found.principal.clone())
+        self.key(key).map(|found| found.principal.clone())
+    }
+
+    /// The presented key's record, or `None` for a key this node does not know.
+    pub fn key(&self, presented: &str) -> Option<Arc<ApiKey>> {
+        self.keys.get(&hash_key(presented))
+    }
+
+    /// The operator's rate limit for the key with this hash.
+    pub fn rate_limit(&self, key_hash: &str) -> RateLimit {
+        self.key_limits
+            .get(key_hash)
+            .map_or(RateLimit::Default, |found| found.limit)
+    }
+
+    /// Sets the rate limit of a key; `None` if no such key exists.
+    pub async fn set_rate_limit(
+        &self,
+        presented: &str,
+        limit: RateLimit,
+    ) -> Result<Option<KeyRateLimit>, StoreError> {
+        let Some(key) = self.key(presented) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let record = KeyRateLimit {
+            key_hash: key.hash.clone(),
+            limit,
+            changed_at: seconds(now),
+        };
+        self.store
+            .insert_key_limit(&record, crate::conversion::version_at(now))
+            .await?;
+        self.key_limits.put(record.key_hash.clone(), record.clone());
+        Ok(Some(record))
     }
 
     pub async fn create_brand(&self, name: String) -> Result<Arc<Brand>, StoreError> {

@@ -55,6 +55,28 @@ pub enum Principal {
     Affiliate(AffiliateId),
 }
 
+/// How fast one API key may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateLimit {
+    /// The node's default for every key.
+    #[default]
+    Default,
+    Unlimited,
+    /// A token bucket: `per_second` tokens a second, holding at most `burst`.
+    Limited {
+        per_second: u32,
+        burst: u32,
+    },
+}
+
+/// The operator's rate limit for the key with this hash, as of `changed_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRateLimit {
+    pub key_hash: String,
+    pub limit: RateLimit,
+    pub changed_at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     /// SHA-256 of the key, hex.

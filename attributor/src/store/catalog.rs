@@ -6,7 +6,9 @@ use time::OffsetDateTime;
 
 use super::deadline::Exchange;
 use super::{Store, StoreError};
-use crate::catalog::{Affiliate, ApiKey, Brand, Campaign, Link, Principal};
+use crate::catalog::{
+    Affiliate, ApiKey, Brand, Campaign, KeyRateLimit, Link, Principal, RateLimit,
+};
 use crate::commission::CommissionRules;
 use crate::conversion::version_at;
 use crate::domain::{AffiliateId, BrandId, CampaignId, Currency, LinkId};
@@ -65,6 +67,17 @@ struct ApiKeyRow {
     version: u64,
 }
 
+#[derive(Row, Serialize, Deserialize)]
+struct KeyLimitRow {
+    key_hash: String,
+    mode: String,
+    per_second: u32,
+    burst: u32,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    changed_at: OffsetDateTime,
+    version: u64,
+}
+
 /// Everything in the catalog tables, latest versions.
 #[derive(Debug, Default)]
 pub struct CatalogSnapshot {
@@ -73,6 +86,7 @@ pub struct CatalogSnapshot {
     pub campaigns: Vec<Campaign>,
     pub links: Vec<Link>,
     pub api_keys: Vec<ApiKey>,
+    pub key_limits: Vec<KeyRateLimit>,
 }
 
 fn corrupt(table: &str, id: &str, column: &str) -> StoreError {
@@ -158,6 +172,26 @@ impl TryFrom<ApiKeyRow> for ApiKey {
     }
 }
 
+impl TryFrom<KeyLimitRow> for KeyRateLimit {
+    type Error = StoreError;
+    fn try_from(row: KeyLimitRow) -> Result<Self, StoreError> {
+        let limit = match row.mode.as_str() {
+            "default" => RateLimit::Default,
+            "unlimited" => RateLimit::Unlimited,
+            "limited" => RateLimit::Limited {
+                per_second: row.per_second,
+                burst: row.burst,
+            },
+            _ => return Err(corrupt("api_key_limits", &row.key_hash, "mode")),
+        };
+        Ok(KeyRateLimit {
+            key_hash: row.key_hash,
+            limit,
+            changed_at: row.changed_at,
+        })
+    }
+}
+
 /// Catalog rows carry a version (microseconds of their last change); a refresh reads the
 /// rows changed since a version.
 trait Versioned {
@@ -174,7 +208,14 @@ macro_rules! versioned {
     };
 }
 
-versioned!(BrandRow, AffiliateRow, CampaignRow, LinkRow, ApiKeyRow);
+versioned!(
+    BrandRow,
+    AffiliateRow,
+    CampaignRow,
+    LinkRow,
+    ApiKeyRow,
+    KeyLimitRow
+);
 
 impl CatalogSnapshot {
     pub fn is_empty(&self) -> bool {
@@ -183,6 +224,7 @@ impl CatalogSnapshot {
             && self.campaigns.is_empty()
             && self.links.is_empty()
             && self.api_keys.is_empty()
+            && self.key_limits.is_empty()
     }
 }
 
@@ -213,6 +255,9 @@ impl Store {
                 .await?,
             api_keys: self
                 .load_changed::<ApiKeyRow, _>("api_keys", since, &mut latest)
+                .await?,
+            key_limits: self
+                .load_changed::<KeyLimitRow, _>("api_key_limits", since, &mut latest)
                 .await?,
         };
         Ok((snapshot, latest))
@@ -291,6 +336,31 @@ impl Store {
                 affiliate_id,
                 created_at: key.created_at,
                 version: version_at(key.created_at),
+            },
+        )
+        .await
+    }
+
+    /// A new version of a key's rate limit; `version` orders changes within a second.
+    pub async fn insert_key_limit(
+        &self,
+        limit: &KeyRateLimit,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let (mode, per_second, burst) = match limit.limit {
+            RateLimit::Default => ("default", 0, 0),
+            RateLimit::Unlimited => ("unlimited", 0, 0),
+            RateLimit::Limited { per_second, burst } => ("limited", per_second, burst),
+        };
+        self.insert_one(
+            "api_key_limits",
+            &KeyLimitRow {
+                key_hash: limit.key_hash.clone(),
+                mode: mode.to_owned(),
+                per_second,
+                burst,
+                changed_at: limit.changed_at,
+                version,
             },
         )
         .await

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "dedup_log",
         sql: include_str!("../../../sql/0006_dedup_log.sql"),
     },
+    Migration {
+        number: 7,
+        name: "api_key_limits",
+        sql: include_str!("../../../sql/0007_api_key_limits.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1,13 +1,14 @@
 //! `/api/admin/*`: the operator creates brands, affiliates, campaigns, links and keys.
 
 use actix_web::{HttpResponse, web};
-use attributor::catalog::{Campaign, NewCampaign, Principal};
+use attributor::catalog::{Campaign, NewCampaign, Principal, RateLimit};
 use attributor::commission::CommissionRules;
 use attributor::domain::{AffiliateId, BrandId, CampaignId, Currency};
 use serde_json::{Map, Value, json};
 use url::Url;
 
 use super::common::{JsonBody, Operator};
+use super::key_limits::{parse_rate_limit, rate_limit_json};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::timestamp;
@@ -152,9 +153,14 @@ pub async fn create_api_key(
             ));
         }
     };
+    let limit = parse_rate_limit(body.get("rate_limit"))?;
     let key = state.catalog.create_api_key(principal).await?;
+    if limit != RateLimit::Default {
+        state.catalog.set_rate_limit(&key, limit).await?;
+    }
     let mut data = owner;
     data["api_key"] = Value::String(key);
+    data["rate_limit"] = rate_limit_json(limit);
     created(data)
 }
 

@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use attributor::domain::LinkId;
 use attributor::store::ClickRow;
 
+use crate::auth;
 use crate::error::ApiError;
 use crate::request::QueryPairs;
 use crate::state::AppState;
@@ -17,6 +18,18 @@ pub async fn redirect(
     link_id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if let Err(ApiError::RateLimited {
+        retry_after_seconds,
+        ..
+    }) = auth::address_allowed(&request, &state)
+    {
+        let mut response = HttpResponse::TooManyRequests();
+        response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+        return page(
+            response,
+            &format!("Too many clicks from your address; try again in {retry_after_seconds} s."),
+        );
+    }
     let Ok(link_id) = LinkId::parse(&link_id) else {
         return page(
             HttpResponse::NotFound(),

@@ -3,6 +3,7 @@
 mod admin;
 mod click;
 mod common;
+mod key_limits;
 mod listing;
 mod ops;
 mod pixel;
@@ -41,6 +42,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/api/admin/campaigns").route(web::post().to(admin::create_campaign)))
         .service(resource("/api/admin/links").route(web::post().to(admin::create_link)))
         .service(resource("/api/admin/api-keys").route(web::post().to(admin::create_api_key)))
+        .service(
+            resource("/api/admin/api-keys/rate-limit")
+                .route(web::put().to(key_limits::set_key_rate_limit)),
+        )
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(resource("/healthz").route(web::get().to(ops::healthz)))
         .service(resource("/readyz").route(web::get().to(ops::readyz)))

@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use attributor::domain::{AttributionMethod, BrandId, Source};
 use attributor::{PipelineError, ReportedClick};
 
+use crate::auth;
 use crate::dedup::Outcome;
 use crate::error::ApiError;
 use crate::request::{PixelInput, read_body};
@@ -66,6 +67,19 @@ pub async fn report(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if let Err(ApiError::RateLimited {
+        retry_after_seconds,
+        ..
+    }) = auth::address_allowed(&request, &state)
+    {
+        let wants_image = PixelInput::query_wants_image(request.query_string());
+        let mut response = answer(&request, &state, wants_image, "rate_limited".into());
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        return response;
+    }
     let input = if request.method() == Method::POST {
         match read_body(&request, payload).await {
             Ok(body) => PixelInput::from_body(&body),

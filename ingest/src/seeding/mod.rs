@@ -144,6 +144,29 @@ impl AdminClient {
         text(&key, "api_key")
     }
 
+    /// Sets a key's rate limit (`"default"`, `"unlimited"` or `{"per_second", "burst"}`).
+    pub async fn set_rate_limit(&self, key: &str, limit: Value) -> Result<(), SeedingError> {
+        let request = "PUT /api/admin/api-keys/rate-limit".to_owned();
+        let response = self
+            .http
+            .put(format!("{}/api/admin/api-keys/rate-limit", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"api_key": key, "rate_limit": limit}))
+            .send()
+            .await
+            .map_err(|source| transport(&request, source))?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            let body = response.text().await.unwrap_or_default();
+            return Err(SeedingError::Refused {
+                request,
+                status,
+                body,
+            });
+        }
+        Ok(())
+    }
+
     /// A new brand, affiliate and campaign as `plan` says, joined as [`Self::network_for`]
     /// joins them.
     pub async fn network(&self, plan: &NetworkPlan) -> Result<Network, SeedingError> {

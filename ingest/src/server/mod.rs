@@ -26,6 +26,7 @@ use crate::endpoints::routes;
 use crate::list_totals::ListTotals;
 use crate::metrics::{HttpMetrics, PixelMetrics};
 use crate::pixel_script::PixelScript;
+use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 
 /// Connects to ClickHouse, migrates, loads the catalog, opens the journal, starts the
@@ -120,6 +121,7 @@ pub async fn serve(
         admin_token: config.admin_token.clone(),
         public_url: config.public_url.clone(),
         pixel_script: PixelScript::for_service(&config.public_url),
+        rate_limiter: RateLimiter::new(config.rate_limits, &registry),
         registry,
         metrics: http_metrics,
         pixel_metrics,

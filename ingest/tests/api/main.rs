@@ -17,4 +17,5 @@ mod idempotency;
 mod logs;
 mod operations;
 mod pixel_script;
+mod rate_limits;
 mod tenancy;

@@ -21,6 +21,7 @@ use attributor::store::StoreTimeouts;
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use ingest::config::Config;
 use ingest::dedup::{DedupConfig, LookupConfig};
+use ingest::rate_limit::RateLimitConfig;
 use ingest::secret::Secret;
 use rand::RngCore;
 use reqwest::{Response, StatusCode};
@@ -69,6 +70,7 @@ pub struct TestOptions {
     pub timeouts: StoreTimeouts,
     pub lookup_timeout: Duration,
     pub dedup: DedupConfig,
+    pub rate_limits: RateLimitConfig,
 }
 
 impl Default for TestOptions {
@@ -94,6 +96,7 @@ impl Default for TestOptions {
                 cache_bytes: 8 * 1024 * 1024,
                 bloom_capacity: 10_000,
             },
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -156,6 +159,7 @@ impl TestApp {
             // Often, so that what one node creates reaches another within a test's patience.
             catalog_refresh: Duration::from_millis(100),
             dedup: options.dedup,
+            rate_limits: options.rate_limits,
             shutdown_timeout: Duration::from_secs(10),
             shutdown_ship_timeout: options.shutdown_ship_timeout,
             clock: options.clock.clock(),
