@@ -37,6 +37,8 @@ pub enum Command {
     Demo(ServeArgs),
     /// Check that commissions and listing copies agree with the conversions; exit 1 if not.
     Check(CheckArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP API (also served at /openapi.json).
+    Openapi,
 }
 
 #[derive(Debug, Clone, Args)]

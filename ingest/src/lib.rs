@@ -18,6 +18,7 @@ pub mod endpoints;
 pub mod error;
 pub mod list_totals;
 pub mod metrics;
+pub mod openapi;
 pub mod pixel_script;
 pub mod rate_limit;
 pub mod request;

@@ -24,6 +24,10 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => run(args, true),
         Command::Migrate(args) => migrate(args),
         Command::Check(args) => check(args),
+        Command::Openapi => {
+            println!("{}", ingest::endpoints::openapi_document());
+            Ok(())
+        }
     }
 }
 

@@ -7,31 +7,48 @@ use attributor::Conversion;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
+/// A conversion as every answer shows it (its latest version). The schema in the OpenAPI
+/// document is derived from this type, so the two cannot drift apart.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Conversion)]
 pub struct ConversionView<'a> {
     conversion_id: &'a str,
+    /// Null for cross-device conversions attributed by e-mail.
     click_id: Option<&'a str>,
     affiliate_id: &'a str,
     campaign_id: &'a str,
+    /// Decimal text in `commission_currency`.
     commission_amount: String,
+    #[schema(value_type = Status)]
     status: &'static str,
+    /// RFC 3339, UTC, whole seconds.
     created_at: String,
     order_id: &'a str,
+    /// Decimal text in `currency`, with its minor digits.
     amount: String,
     currency: &'static str,
+    #[schema(value_type = EventType)]
     event_type: &'static str,
     commission_currency: &'static str,
+    #[schema(value_type = Source)]
     source: &'static str,
+    /// Why a conversion was stored as rejected (e.g. outside the cookie window).
     status_reason: Option<&'a str>,
     note: Option<&'a str>,
     updated_at: String,
+    #[schema(value_type = Option<AttributionView>)]
     attribution: Option<AttributionView>,
+    #[schema(value_type = BTreeMap<String, String>)]
     metadata: BTreeMap<&'a str, &'a str>,
 }
 
-#[derive(Serialize)]
-struct AttributionView {
+/// How the conversion was tied to its click.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Attribution)]
+pub struct AttributionView {
+    #[schema(value_type = AttributionMethod)]
     method: &'static str,
     click_time: String,
     seconds_from_click: u32,
@@ -95,4 +112,40 @@ pub fn timestamp(at: OffsetDateTime) -> String {
         .unwrap_or(at)
         .format(&Rfc3339)
         .expect("UTC times format as RFC 3339")
+}
+
+// The closed sets of strings the answers use, for the OpenAPI document (the domain types
+// that produce them live in the attributor, which knows nothing of the document).
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Sale,
+    Lead,
+    Signup,
+    Trial,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Api,
+    Postback,
+    Pixel,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributionMethod {
+    ClickId,
+    Cookie,
+    Email,
 }

@@ -10,11 +10,24 @@ use url::Url;
 use super::common::{JsonBody, Operator};
 use super::key_limits::{parse_rate_limit, rate_limit_json};
 use crate::error::ApiError;
+use crate::openapi::responses::AdminErrors;
+use crate::openapi::schemas::{ApiKeyRequest, CampaignRequest, Created, LinkRequest, NameRequest};
 use crate::state::AppState;
 use crate::views::timestamp;
 
 const MAX_NAME_BYTES: usize = 200;
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/brands",
+    tag = "admin",
+    request_body = NameRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "A brand", body = Created),
+        AdminErrors,
+    )
+)]
 pub async fn create_brand(
     _: Operator,
     JsonBody(body): JsonBody,
@@ -28,6 +41,17 @@ pub async fn create_brand(
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/affiliates",
+    tag = "admin",
+    request_body = NameRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "An affiliate", body = Created),
+        AdminErrors,
+    )
+)]
 pub async fn create_affiliate(
     _: Operator,
     JsonBody(body): JsonBody,
@@ -43,6 +67,17 @@ pub async fn create_affiliate(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/campaigns",
+    tag = "admin",
+    request_body = CampaignRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "A campaign of a brand", body = Created),
+        AdminErrors,
+    )
+)]
 pub async fn create_campaign(
     _: Operator,
     JsonBody(body): JsonBody,
@@ -99,6 +134,17 @@ pub async fn create_campaign(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/links",
+    tag = "admin",
+    request_body = LinkRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "A tracking link of an affiliate for a campaign; `url` is the link", body = Created),
+        AdminErrors,
+    )
+)]
 pub async fn create_link(
     _: Operator,
     JsonBody(body): JsonBody,
@@ -127,6 +173,17 @@ pub async fn create_link(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/api-keys",
+    tag = "admin",
+    request_body = ApiKeyRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "A key for a brand or an affiliate; `api_key` is shown only here", body = Created),
+        AdminErrors,
+    )
+)]
 pub async fn create_api_key(
     _: Operator,
     JsonBody(body): JsonBody,

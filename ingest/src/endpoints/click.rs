@@ -13,6 +13,23 @@ use crate::error::ApiError;
 use crate::request::QueryPairs;
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/c/{link_id}",
+    tag = "browser",
+    params(
+        ("link_id" = String, Path, description = "A tracking link id"),
+        ("sub1" = Option<String>, Query, description = "The affiliate's sub-ids, sub1 to sub5, kept with the click"),
+    ),
+    responses(
+        (status = 302, description = "To the campaign's landing page with afk_cid; the click id also as a cookie",
+            headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = "A malformed sub-id (an HTML page)", content_type = "text/html", body = String),
+        (status = 404, description = "No such link (an HTML page)", content_type = "text/html", body = String),
+        (status = 429, description = "Too many clicks from this address (an HTML page)", content_type = "text/html", body = String,
+            headers(("Retry-After" = u64))),
+    )
+)]
 pub async fn redirect(
     request: HttpRequest,
     link_id: web::Path<String>,

@@ -8,6 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::common::{JsonBody, Operator};
 use crate::error::ApiError;
+use crate::openapi::responses::AdminErrors;
+use crate::openapi::schemas::{Created, KeyRateLimitRequest};
 use crate::state::AppState;
 
 /// Highest settable rate and burst: far above what one node serves, low enough that the
@@ -15,6 +17,17 @@ use crate::state::AppState;
 const MAX_PER_SECOND: u64 = 1_000_000;
 const MAX_BURST: u64 = 10_000_000;
 
+#[utoipa::path(
+    put,
+    path = "/api/admin/api-keys/rate-limit",
+    tag = "admin",
+    request_body = KeyRateLimitRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The key's new limit; every node applies it from its next catalog refresh", body = Created),
+        AdminErrors,
+    )
+)]
 pub async fn set_key_rate_limit(
     _: Operator,
     JsonBody(body): JsonBody,

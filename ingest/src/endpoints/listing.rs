@@ -6,10 +6,23 @@ use serde_json::json;
 
 use super::common::{Caller, visible_conversion};
 use crate::error::ApiError;
+use crate::openapi::responses::ReadErrors;
+use crate::openapi::schemas::{ConversionEnvelope, ConversionPage};
 use crate::request::ListParams;
 use crate::state::AppState;
 use crate::views::{self, ConversionView};
 
+#[utoipa::path(
+    get,
+    path = "/api/conversions",
+    tag = "reading",
+    params(crate::openapi::schemas::ListParams),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "A brand's conversions, or an affiliate's own; latest versions, newest first", body = ConversionPage),
+        ReadErrors,
+    )
+)]
 pub async fn list(
     Caller(principal): Caller,
     request: HttpRequest,
@@ -29,6 +42,17 @@ pub async fn list(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/conversions/{id}",
+    tag = "reading",
+    params(("id" = String, Path, description = "A conversion id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The conversion's latest version", body = ConversionEnvelope),
+        ReadErrors,
+    )
+)]
 pub async fn get(
     Caller(principal): Caller,
     id: web::Path<String>,

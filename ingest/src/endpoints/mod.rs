@@ -3,6 +3,7 @@
 mod admin;
 mod click;
 mod common;
+mod docs;
 mod key_limits;
 mod listing;
 mod ops;
@@ -13,6 +14,8 @@ mod review;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
+
+pub use docs::document as openapi_document;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -49,6 +52,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(resource("/healthz").route(web::get().to(ops::healthz)))
         .service(resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(resource("/openapi.json").route(web::get().to(docs::openapi_json)))
+        .service(resource("/docs").route(web::get().to(docs::docs)))
+        .service(resource("/docs/{file}").route(web::get().to(docs::docs_asset)))
         .default_service(web::to(no_route));
 }
 

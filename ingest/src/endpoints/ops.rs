@@ -12,6 +12,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Shipping runs once a second; a record older than this means it is not keeping up.
 const BEHIND_AFTER_SECONDS: f64 = 5.0;
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     // Sampled here as well, so an idle pipeline reports 0 rather than its last value.
     state
@@ -31,12 +37,24 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Up", body = Object))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// The service can take conversions: they are journaled here whether ClickHouse answers or
 /// not, so it stays ready while ClickHouse is away, and says how far behind shipping is.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses((status = 200, description = "Ready to take conversions; ClickHouse's reachability, the bloom filter's seeding and the journal's shipping lag", body = Object))
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let clickhouse = match state.store.ping(READY_TIMEOUT).await {
         Ok(()) => json!({"status": "reachable"}),

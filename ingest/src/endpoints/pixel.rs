@@ -15,6 +15,7 @@ use attributor::{PipelineError, ReportedClick};
 use crate::auth;
 use crate::dedup::Outcome;
 use crate::error::ApiError;
+use crate::openapi::schemas::{PixelParams, TrackRequest};
 use crate::request::{PixelInput, read_body};
 use crate::state::AppState;
 
@@ -26,6 +27,16 @@ const GIF: &[u8] = &[
 ];
 
 /// Cached by browsers and CDNs for an hour; revalidated by ETag.
+#[utoipa::path(
+    get,
+    path = "/pixel.js",
+    tag = "browser",
+    responses(
+        (status = 200, description = "The pixel script, with this service's endpoint in it", content_type = "application/javascript", body = String,
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Unchanged since the ETag sent in If-None-Match"),
+    )
+)]
 pub async fn script(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let script = &state.pixel_script;
     let unchanged = request
@@ -62,6 +73,24 @@ pub async fn preflight(request: HttpRequest) -> HttpResponse {
         .finish()
 }
 
+/// The page never sees an error: every report is answered 204 (or a GIF with
+/// `format=gif`), the outcome in `X-Affilync-Outcome`.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/conversions/pixel",
+    tag = "browser",
+    params(PixelParams),
+    request_body(content = TrackRequest, description = "POST (sendBeacon): the same fields as JSON, plus click_source and brand_id", content_type = "text/plain"),
+    responses(
+        (status = 204, description = "Received; see X-Affilync-Outcome",
+            headers(("X-Affilync-Outcome" = String, description = "stored, replayed, conflict, no_click, forged_click, unknown_click, no_matching_email, invalid, unavailable"),
+                    ("X-Affilync-Field" = String, description = "For invalid: the field at fault"))),
+        (status = 200, description = "With format=gif: a transparent 1x1 GIF", content_type = "image/gif", body = Vec<u8>,
+            headers(("X-Affilync-Outcome" = String))),
+        (status = 429, description = "Too many reports from this address",
+            headers(("Retry-After" = u64), ("X-Affilync-Outcome" = String, description = "rate_limited"))),
+    )
+)]
 pub async fn report(
     request: HttpRequest,
     payload: web::Payload,

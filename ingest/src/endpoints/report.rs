@@ -8,9 +8,24 @@ use attributor::domain::Source;
 use super::common::{BrandCaller, JsonBody, answer_conversion};
 use crate::auth::{self, KeyFrom};
 use crate::error::ApiError;
+use crate::openapi::responses::ReportErrors;
+use crate::openapi::schemas::{ConversionEnvelope, PostbackParams, TrackRequest};
 use crate::request::{ConversionInput, QueryPairs, read_body, repair_postback_query};
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/api/conversions/track",
+    tag = "conversions",
+    request_body = TrackRequest,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Stored: journaled (fsync'd) on this node; ClickHouse gets it in the background", body = ConversionEnvelope),
+        (status = 200, description = "The same order again with the same values: the stored conversion; nothing written", body = ConversionEnvelope,
+            headers(("Idempotent-Replayed" = String, description = "true"))),
+        ReportErrors,
+    )
+)]
 pub async fn track(
     BrandCaller(brand): BrandCaller,
     JsonBody(body): JsonBody,
@@ -22,6 +37,19 @@ pub async fn track(
 }
 
 /// Parameters come from the query string; a POST may also send them as a form body.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/conversions/postback",
+    tag = "conversions",
+    params(PostbackParams),
+    security(("api_key_query" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Stored: journaled (fsync'd) on this node; ClickHouse gets it in the background", body = ConversionEnvelope),
+        (status = 200, description = "The same order again with the same values: the stored conversion; nothing written", body = ConversionEnvelope,
+            headers(("Idempotent-Replayed" = String, description = "true"))),
+        ReportErrors,
+    )
+)]
 pub async fn postback(
     request: HttpRequest,
     payload: web::Payload,

@@ -9,10 +9,24 @@ use attributor::catalog::Principal;
 
 use super::common::{BrandCaller, JsonBody, visible_conversion};
 use crate::error::ApiError;
+use crate::openapi::responses::ChangeErrors;
+use crate::openapi::schemas::{ConversionEnvelope, StatusChangeRequest};
 use crate::request::StatusChange;
 use crate::state::AppState;
 use crate::views;
 
+#[utoipa::path(
+    patch,
+    path = "/api/conversions/{id}",
+    tag = "reading",
+    params(("id" = String, Path, description = "A conversion id")),
+    request_body = StatusChangeRequest,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The conversion with its new status (or unchanged, when it already had it); journaled before the answer", body = ConversionEnvelope),
+        ChangeErrors,
+    )
+)]
 pub async fn patch(
     BrandCaller(brand): BrandCaller,
     id: web::Path<String>,

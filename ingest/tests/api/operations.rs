@@ -343,3 +343,54 @@ async fn health_metrics_and_unknown_routes() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
+
+/// The OpenAPI document is served, and every operation in it is a route of the service:
+/// called with the method and path it documents (ids filled with placeholders), none gets
+/// the router's own 404 or 405. Swagger UI is served from the binary.
+#[tokio::test]
+async fn the_openapi_document_describes_routes_that_exist() {
+    let app = TestApp::spawn().await;
+    let response = app.http.get(app.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let document: Value = response.json().await.unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() >= 16, "{}", paths.len());
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "conv_0").replace("{link_id}", "lnk_0");
+        for method in item.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = app
+                .http
+                .request(method.clone(), app.url(&concrete))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(!body.contains("there is no"), "{method} {path}: {body}");
+            operations += 1;
+        }
+    }
+    assert!(operations >= 19, "{operations}");
+
+    let docs = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(
+        docs.text()
+            .await
+            .unwrap()
+            .contains("/docs/swagger-ui-bundle.js")
+    );
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "init.js"] {
+        let response = app
+            .http
+            .get(app.url(&format!("/docs/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+    }
+}
