@@ -69,7 +69,8 @@ pub struct ClickhouseArgs {
     /// Database, created and migrated at start.
     #[arg(long, env = "AFFILYNC_CLICKHOUSE_DATABASE", default_value = "affilync")]
     pub clickhouse_database: String,
-    /// ClickHouse user.
+    /// ClickHouse user the service connects as (needs CREATE on its database for the
+    /// migrations, then INSERT and SELECT).
     #[arg(long, env = "AFFILYNC_CLICKHOUSE_USER", default_value = "default")]
     pub clickhouse_user: String,
     /// ClickHouse password.

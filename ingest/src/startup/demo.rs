@@ -3,6 +3,7 @@
 //! curl lines for every call of the API document.
 
 use anyhow::Context;
+use attributor::domain::{BrandId, ConversionId};
 use reqwest::redirect::Policy;
 use serde_json::json;
 
@@ -58,6 +59,11 @@ pub fn banner(base: &str, admin_token: &str, clickhouse: &str, demo: &DemoData) 
             },
         click_id,
     } = demo;
+    // Conversion ids are derived from the brand and the order id, so the id of the order
+    // the first call below reports is known before it is sent.
+    let order_456 = BrandId::parse(brand_id)
+        .map(|brand| ConversionId::derive(&brand, "order_456").to_string())
+        .unwrap_or_else(|_| "CONVERSION_ID".to_owned());
     format!(
         r#"
 Affilync demo is serving on {base} (ClickHouse: {clickhouse})
@@ -91,9 +97,9 @@ List this month's conversions, as the brand and as the affiliate:
 curl "{base}/api/conversions?date_from=$(date -u +%Y-%m-01)&per_page=10" -H "Authorization: Bearer {brand_key}"
 curl "{base}/api/conversions" -H "Authorization: Bearer {affiliate_key}"
 
-Approve one (take a conversion_id from the answers above):
+Approve order_456 (its conversion_id, as the first answer above says):
 
-curl -X PATCH {base}/api/conversions/CONVERSION_ID \
+curl -X PATCH {base}/api/conversions/{order_456} \
   -H "Authorization: Bearer {brand_key}" -H "Content-Type: application/json" \
   -d '{{"status": "approved", "note": "Verified in our system"}}'
 

@@ -10,6 +10,7 @@ mod bad_input;
 mod browser;
 mod catalog_and_clicks;
 mod cross_device;
+mod demo;
 mod durability;
 mod golden;
 mod hardening;
