@@ -7,7 +7,7 @@ use attributor::domain::{AffiliateId, BrandId, CampaignId, Currency};
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::common::{JsonBody, Operator};
+use super::common::{Authed, Operator};
 use super::key_limits::{parse_rate_limit, rate_limit_json};
 use crate::error::ApiError;
 use crate::openapi::responses::AdminErrors;
@@ -29,8 +29,7 @@ const MAX_NAME_BYTES: usize = 200;
     )
 )]
 pub async fn create_brand(
-    _: Operator,
-    JsonBody(body): JsonBody,
+    Authed { body, .. }: Authed<Operator>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = json_object(&body)?;
@@ -53,8 +52,7 @@ pub async fn create_brand(
     )
 )]
 pub async fn create_affiliate(
-    _: Operator,
-    JsonBody(body): JsonBody,
+    Authed { body, .. }: Authed<Operator>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = json_object(&body)?;
@@ -79,8 +77,7 @@ pub async fn create_affiliate(
     )
 )]
 pub async fn create_campaign(
-    _: Operator,
-    JsonBody(body): JsonBody,
+    Authed { body, .. }: Authed<Operator>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = json_object(&body)?;
@@ -146,8 +143,7 @@ pub async fn create_campaign(
     )
 )]
 pub async fn create_link(
-    _: Operator,
-    JsonBody(body): JsonBody,
+    Authed { body, .. }: Authed<Operator>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = json_object(&body)?;
@@ -185,8 +181,7 @@ pub async fn create_link(
     )
 )]
 pub async fn create_api_key(
-    _: Operator,
-    JsonBody(body): JsonBody,
+    Authed { body, .. }: Authed<Operator>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = json_object(&body)?;

@@ -20,7 +20,7 @@ use futures_util::future::LocalBoxFuture;
 use crate::auth::{self, KeyFrom};
 use crate::dedup::Outcome;
 use crate::error::ApiError;
-use crate::request::{read_body, require_json};
+use crate::request::{drain_body, read_body, require_json};
 use crate::state::AppState;
 use crate::views;
 
@@ -33,8 +33,15 @@ pub struct Caller(pub Principal);
 /// The operator, holding the admin token.
 pub struct Operator;
 
-/// A JSON body (or one without a content type), read whole within its size limit.
-pub struct JsonBody(pub Bytes);
+/// A caller (one of the extractors above) and the JSON body they sent (or one without a
+/// content type), read whole within its size limit. Taken together because the caller is
+/// checked first but the body must still be read when the caller is refused: a connection
+/// whose request body is left unread cannot carry the next request, and a client with a
+/// bad key would lose its keep-alive connection on every call.
+pub struct Authed<C> {
+    pub caller: C,
+    pub body: Bytes,
+}
 
 impl FromRequest for BrandCaller {
     type Error = ApiError;
@@ -63,16 +70,29 @@ impl FromRequest for Operator {
     }
 }
 
-impl FromRequest for JsonBody {
+impl<C> FromRequest for Authed<C>
+where
+    C: FromRequest<Error = ApiError, Future = Ready<Result<C, ApiError>>> + 'static,
+{
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = C::from_request(request, payload).into_inner();
         let request = request.clone();
         let payload = payload.take();
         Box::pin(async move {
-            require_json(&request)?;
-            read_body(&request, payload).await.map(Self)
+            match caller {
+                Ok(caller) => {
+                    require_json(&request)?;
+                    let body = read_body(&request, payload).await?;
+                    Ok(Self { caller, body })
+                }
+                Err(refused) => {
+                    drain_body(&request, payload).await;
+                    Err(refused)
+                }
+            }
         })
     }
 }

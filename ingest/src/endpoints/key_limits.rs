@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use attributor::catalog::RateLimit;
 use serde_json::{Map, Value, json};
 
-use super::common::{JsonBody, Operator};
+use super::common::{Authed, Operator};
 use crate::error::ApiError;
 use crate::openapi::responses::AdminErrors;
 use crate::openapi::schemas::{Created, KeyRateLimitRequest};
@@ -29,8 +29,7 @@ const MAX_BURST: u64 = 10_000_000;
     )
 )]
 pub async fn set_key_rate_limit(
-    _: Operator,
-    JsonBody(body): JsonBody,
+    Authed { body, .. }: Authed<Operator>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = match serde_json::from_slice(&body) {

@@ -5,12 +5,12 @@ use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use attributor::domain::Source;
 
-use super::common::{BrandCaller, JsonBody, answer_conversion};
+use super::common::{Authed, BrandCaller, answer_conversion};
 use crate::auth::{self, KeyFrom};
 use crate::error::ApiError;
 use crate::openapi::responses::ReportErrors;
 use crate::openapi::schemas::{ConversionEnvelope, PostbackParams, TrackRequest};
-use crate::request::{ConversionInput, QueryPairs, read_body, repair_postback_query};
+use crate::request::{ConversionInput, QueryPairs, drain_body, read_body, repair_postback_query};
 use crate::state::AppState;
 
 #[utoipa::path(
@@ -27,8 +27,10 @@ use crate::state::AppState;
     )
 )]
 pub async fn track(
-    BrandCaller(brand): BrandCaller,
-    JsonBody(body): JsonBody,
+    Authed {
+        caller: BrandCaller(brand),
+        body,
+    }: Authed<BrandCaller>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let conversion =
@@ -55,7 +57,14 @@ pub async fn postback(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let brand = auth::brand(&request, &state, KeyFrom::HeaderOrQuery)?;
+    let brand = match auth::brand(&request, &state, KeyFrom::HeaderOrQuery) {
+        Ok(brand) => brand,
+        Err(refused) => {
+            // Read what was sent, so that the connection can carry the next postback.
+            drain_body(&request, payload).await;
+            return Err(refused);
+        }
+    };
     let query = repair_postback_query(request.query_string());
     let mut pairs = QueryPairs::parse(query.as_bytes())?;
     if request.method() == Method::POST && is_form(&request) {

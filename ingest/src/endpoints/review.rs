@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::{HttpResponse, web};
 use attributor::catalog::Principal;
 
-use super::common::{BrandCaller, JsonBody, visible_conversion};
+use super::common::{Authed, BrandCaller, visible_conversion};
 use crate::error::ApiError;
 use crate::openapi::responses::ChangeErrors;
 use crate::openapi::schemas::{ConversionEnvelope, StatusChangeRequest};
@@ -28,9 +28,11 @@ use crate::views;
     )
 )]
 pub async fn patch(
-    BrandCaller(brand): BrandCaller,
     id: web::Path<String>,
-    JsonBody(body): JsonBody,
+    Authed {
+        caller: BrandCaller(brand),
+        body,
+    }: Authed<BrandCaller>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let change = StatusChange::from_json(&body)?;

@@ -38,6 +38,15 @@ pub async fn read_body(
     Ok(body.freeze())
 }
 
+/// Reads and discards a body that will not be used (the caller was refused), so that the
+/// connection stays usable; a body over the size limit is left, and the connection with it.
+pub async fn drain_body(
+    request: &HttpRequest,
+    payload: impl Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+) {
+    let _ = read_body(request, payload).await;
+}
+
 /// JSON endpoints accept `application/json` (any parameters) or no content type at all.
 pub fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
     let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {

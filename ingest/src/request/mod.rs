@@ -7,7 +7,7 @@ mod pixel;
 mod query;
 mod status_change;
 
-pub use body::{read_body, require_json};
+pub use body::{drain_body, read_body, require_json};
 pub use conversion::{ConversionInput, repair_postback_query, verify_click};
 pub use list::{ListParams, parse_bound};
 pub use pixel::PixelInput;

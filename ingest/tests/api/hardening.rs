@@ -346,3 +346,105 @@ async fn a_data_directory_has_one_owner() {
     let send_q = sockets.split_whitespace().nth(2);
     assert_eq!(send_q, Some("2048"), "{sockets}");
 }
+
+/// A refused caller's request body is still read, so the connection carries the next
+/// request: a platform with a bad or wrong key keeps its keep-alive connection instead of
+/// opening a new one for every call (a 401, a 403, an admin 401, a postback form).
+#[tokio::test]
+async fn refusals_keep_the_connection_alive() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn().await;
+    let net = app.network().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let body = r#"{"order_id": "keep-alive", "amount": "1.00"}"#;
+    let refused = [
+        (
+            "POST /api/conversions/track",
+            net.affiliate_key.as_str(),
+            "application/json",
+            "403",
+        ),
+        (
+            "POST /api/conversions/track",
+            "afk_unknown",
+            "application/json",
+            "401",
+        ),
+        (
+            "PATCH /api/conversions/conv_0",
+            net.affiliate_key.as_str(),
+            "application/json",
+            "403",
+        ),
+        (
+            "POST /api/admin/brands",
+            net.brand_key.as_str(),
+            "application/json",
+            "401",
+        ),
+        (
+            "POST /api/conversions/postback",
+            "afk_unknown",
+            "application/x-www-form-urlencoded",
+            "401",
+        ),
+    ];
+    for (request_line, key, content_type, status) in refused {
+        let request = format!(
+            "{request_line} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        connection.write_all(request.as_bytes()).await.unwrap();
+        let head = read_response(&mut connection).await;
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request_line}: {head}"
+        );
+        assert!(
+            !head.to_ascii_lowercase().contains("connection: close"),
+            "{request_line}: {head}"
+        );
+    }
+    // The same connection still answers.
+    let health = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    connection.write_all(health.as_bytes()).await.unwrap();
+    let head = read_response(&mut connection).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    /// Reads one response (head and a Content-Length body) and returns its head.
+    async fn read_response(connection: &mut tokio::net::TcpStream) -> String {
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let deadline = Instant::now() + PROMPT;
+        loop {
+            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&received[..end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if received.len() >= end + 4 + length {
+                    return head;
+                }
+            }
+            assert!(Instant::now() < deadline, "no whole response: {received:?}");
+            let read = tokio::time::timeout(PROMPT, connection.read(&mut chunk))
+                .await
+                .expect("an answer within the deadline")
+                .unwrap();
+            assert!(
+                read > 0,
+                "the connection was closed: {}",
+                String::from_utf8_lossy(&received)
+            );
+            received.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
