@@ -44,12 +44,15 @@ where
 {
     std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("building a current-thread runtime")
-                .block_on(task())
-        })
+        .spawn(move || current_thread_runtime().block_on(task()))
         .expect("spawning a background thread")
+}
+
+/// A single-threaded runtime with timers and I/O, for a thread of its own (or a command
+/// that does one thing and exits).
+pub fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building a current-thread runtime")
 }

@@ -142,10 +142,7 @@ fn new_reports(network: &Network, orders: usize, copies: usize) -> Vec<NewConver
 fn dedup(c: &mut Criterion) {
     let network = Network::new();
     let clickhouse = DiscardingClickHouse::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building the bench runtime");
+    let runtime = attributor::runtime::current_thread_runtime();
     let mut group = c.benchmark_group("dedup_front");
     group.throughput(Throughput::Elements(IN_FLIGHT as u64));
 

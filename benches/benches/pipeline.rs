@@ -36,10 +36,7 @@ fn submit_all(runtime: &Runtime, pipeline: &Pipeline, reports: Vec<NewConversion
 
 fn pipeline(c: &mut Criterion) {
     let network = Network::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building the bench runtime");
+    let runtime = attributor::runtime::current_thread_runtime();
     // Workers do not check for stored orders (the dedup front does), so the same reports
     // can be submitted again.
     let reports: Vec<NewConversion> = (0..IN_FLIGHT)

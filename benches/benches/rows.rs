@@ -31,10 +31,7 @@ fn conversion_rows(c: &mut Criterion) {
     let network = Network::new();
     let clickhouse = DiscardingClickHouse::start();
     let store = clickhouse.store();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building the bench runtime");
+    let runtime = attributor::runtime::current_thread_runtime();
     let mut group = c.benchmark_group("conversion_rows");
     for size in BATCH_SIZES {
         let batch = conversions(&network, size);

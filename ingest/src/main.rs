@@ -1,6 +1,7 @@
 use std::io::IsTerminal;
 
 use anyhow::Context;
+use attributor::runtime::current_thread_runtime;
 use clap::Parser;
 use ingest::config::{CheckArgs, Cli, Command, ServeArgs, StoreArgs};
 use ingest::secret::Secret;
@@ -103,7 +104,7 @@ fn tool_clickhouse(
 fn migrate(args: StoreArgs) -> anyhow::Result<()> {
     let (url, managed, _lock) = tool_clickhouse(&args)?;
     let settings = args.clickhouse.settings(url);
-    let applied = tool_runtime()?.block_on(async {
+    let applied = current_thread_runtime().block_on(async {
         let store = attributor::Store::connect(&settings).await?;
         store.migrate().await
     })?;
@@ -119,18 +120,12 @@ fn migrate(args: StoreArgs) -> anyhow::Result<()> {
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let (url, managed, _lock) = tool_clickhouse(&args.store)?;
     let settings = args.store.clickhouse.settings(url);
-    let agreed = tool_runtime()?.block_on(tools::check::run(&args, &settings))?;
+    let agreed = current_thread_runtime().block_on(tools::check::run(&args, &settings))?;
     drop(managed);
     if !agreed {
         std::process::exit(1);
     }
     Ok(())
-}
-
-fn tool_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
 }
 
 async fn shutdown_signal() {

@@ -37,10 +37,7 @@ impl<T: TouchSource> Worker<T> {
     /// look-ups, so attribution and the journal's fdatasync never occupy the HTTP tier's
     /// threads.
     pub fn run(self) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("building an attribution worker runtime");
+        let runtime = crate::runtime::current_thread_runtime();
         while let Some(batch) = self.next_batch() {
             runtime.block_on(self.process(batch));
         }

@@ -6,6 +6,7 @@ pub mod clickhouse;
 pub mod load;
 pub mod process;
 pub mod proxy;
+pub mod run_log;
 
 pub use api::{Api, Network};
 
@@ -116,6 +117,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: TestOptions) -> TestApp {
+        run_log::install();
         let database = options.database.unwrap_or_else(|| {
             let mut bytes = [0u8; 6];
             rand::rng().fill_bytes(&mut bytes);

@@ -52,6 +52,18 @@ impl ServiceProcess {
             .env("AFFILYNC_SHIP_INTERVAL_MS", "50")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // A run that collects its logs (AFFILYNC_TEST_LOG) wants them all, as JSON.
+            .envs(
+                super::run_log::path()
+                    .map(|_| {
+                        [
+                            ("RUST_LOG", super::run_log::CHILD_FILTER),
+                            ("AFFILYNC_LOG_FORMAT", "json"),
+                        ]
+                    })
+                    .into_iter()
+                    .flatten(),
+            )
             // Last, so a test's settings win over the defaults above.
             .envs(env.iter().copied())
             .stdout(Stdio::null())
@@ -92,6 +104,7 @@ impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        super::run_log::append(&self.log());
     }
 }
 
