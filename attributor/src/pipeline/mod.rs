@@ -11,6 +11,9 @@ mod attribution;
 mod touches;
 mod worker;
 
+#[cfg(test)]
+mod in_memory_tests;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;

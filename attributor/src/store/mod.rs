@@ -57,6 +57,24 @@ pub struct Store {
 const FIRST_VERSION_WITH_VALIDATION: (u32, u32) = (19, 3);
 
 impl Store {
+    /// A store that never connected, for tests and benches that keep everything in memory
+    /// (a catalog from a snapshot, fake look-ups): every call to it fails as unavailable.
+    pub fn detached() -> Self {
+        let settings = StoreSettings {
+            // Port 9 (discard): nothing answers on loopback, so a call fails at once.
+            url: "http://127.0.0.1:9".into(),
+            database: "detached".into(),
+            user: "default".into(),
+            password: String::new(),
+            timeouts: StoreTimeouts::default(),
+        };
+        Store {
+            client: http_client().with_url(&settings.url).with_validation(false),
+            server_version: (0, 0),
+            settings,
+        }
+    }
+
     /// Connects, creates the database if needed and detects the server version. Does not
     /// migrate: call [`Store::migrate`].
     pub async fn connect(settings: &StoreSettings) -> Result<Self, StoreError> {

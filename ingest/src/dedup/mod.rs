@@ -12,6 +12,7 @@
 
 mod bloom;
 mod bloom_sync;
+mod edges;
 mod lookup;
 mod metrics;
 
@@ -25,6 +26,7 @@ use attributor::{Conversion, NewConversion, Pipeline, PipelineError};
 
 pub use bloom::SeededBloom;
 pub use bloom_sync::start_bloom;
+pub use edges::{NewOrders, StoredOrders};
 pub use lookup::{LookupConfig, StoredLookup};
 pub use metrics::DedupMetrics;
 
@@ -77,21 +79,22 @@ pub enum Outcome {
     Conflict(Arc<Remembered>),
 }
 
-pub struct DedupFront {
+/// Generic over its edges for tests; the service's is `DedupFront` with the defaults.
+pub struct DedupFront<L = StoredLookup, P = Pipeline> {
     /// Keyed by the conversion id's 128 bits ([`ConversionId::key`]).
     cache: moka::future::Cache<u128, Arc<Remembered>, foldhash::fast::RandomState>,
     bloom: Arc<SeededBloom>,
-    lookup: StoredLookup,
-    pipeline: Pipeline,
+    lookup: L,
+    pipeline: P,
     metrics: DedupMetrics,
 }
 
-impl DedupFront {
+impl<L: StoredOrders, P: NewOrders> DedupFront<L, P> {
     pub fn new(
         config: &DedupConfig,
         bloom: Arc<SeededBloom>,
-        lookup: StoredLookup,
-        pipeline: Pipeline,
+        lookup: L,
+        pipeline: P,
         metrics: DedupMetrics,
     ) -> Self {
         let cache = moka::future::Cache::builder()
@@ -247,3 +250,6 @@ const TYPICAL_ENTRY_BYTES: u64 = 2_000;
 /// their allocator headers, moka's own bookkeeping. Measured: with this counted, the cache
 /// stays within its configured memory (without it, a 64 MB cache took about 150 MB).
 const ENTRY_OVERHEAD_BYTES: usize = 1_100;
+
+#[cfg(test)]
+mod tests;
