@@ -15,6 +15,8 @@ pub mod clock;
 pub mod commission;
 pub mod conversion;
 pub mod domain;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod journal;
 pub mod metrics;
 pub mod pipeline;

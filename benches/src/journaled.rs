@@ -12,7 +12,7 @@ use attributor::{
 use prometheus::Registry;
 use tempfile::TempDir;
 
-use crate::network::{Network, unreachable_store};
+use crate::network::Network;
 
 /// No customer e-mail has ever been credited with a click: the benches report click ids.
 #[derive(Clone, Default)]
@@ -72,7 +72,7 @@ impl JournaledPipeline {
         let parts = PipelineParts {
             touches: NoTouches,
             journal: Arc::clone(&journal),
-            catalog: Arc::new(network.catalog(unreachable_store())),
+            catalog: Arc::new(network.catalog(attributor::Store::detached())),
             clock: Clock::system(),
             metrics: metrics.clone(),
         };

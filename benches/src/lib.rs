@@ -9,4 +9,4 @@ mod network;
 
 pub use discarding_clickhouse::DiscardingClickHouse;
 pub use journaled::{JournaledPipeline, NoTouches, bench_config, bench_dir};
-pub use network::{Network, unique_order_id, unreachable_store};
+pub use network::{Network, unique_order_id};

@@ -73,59 +73,27 @@ pub fn attribute(new: &NewConversion, touch: &Touch, now: OffsetDateTime) -> Con
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use time::Duration;
 
     use super::*;
-    use crate::catalog::{Campaign, Link};
-    use crate::commission::{CommissionRule, CommissionRules};
     use crate::conversion::ReportedClick;
     use crate::domain::*;
+    use crate::fixtures::SampleNetwork;
 
+    /// A sale of 99.99 USD on the sample network, its click made at `clicked_at`.
     fn touch(clicked_at: OffsetDateTime) -> (NewConversion, Touch) {
-        let brand = BrandId::generate();
-        let campaign = Campaign {
-            id: CampaignId::generate(),
-            brand: brand.clone(),
-            name: "spring".into(),
-            landing_url: "https://shop.example/".parse().unwrap(),
-            currency: Currency::USD,
-            cookie_window_days: 30,
-            commission: CommissionRules::default()
-                .with_rule(EventType::Sale, CommissionRule::Percent(10.into())),
-            created_at: clicked_at,
-        };
-        let link = Link {
-            id: LinkId::generate(),
-            campaign: campaign.id.clone(),
-            affiliate: AffiliateId::generate(),
-            brand: brand.clone(),
-            created_at: clicked_at,
-        };
-        let click = ClickSigner::new(b"k").issue(&link.id, clicked_at);
-        let new = NewConversion {
-            id: ConversionId::derive(&brand, "order_456"),
-            brand,
-            order_id: OrderId::parse("order_456").unwrap(),
-            click: Some(ReportedClick {
-                id: click.clone(),
-                method: AttributionMethod::ClickId,
-            }),
-            amount: Amount::parse("99.99", Currency::USD).unwrap(),
-            event_type: EventType::Sale,
-            email: None,
-            metadata: vec![],
-            source: Source::Api,
-        };
+        let network = SampleNetwork::new();
+        let click = network.signer.issue(&network.link.id, clicked_at);
+        let mut new = network.report("order_456", "99.99");
+        new.click = Some(ReportedClick {
+            id: click.clone(),
+            method: AttributionMethod::ClickId,
+        });
         let touch = Touch {
-            resolved: ResolvedLink {
-                link: Arc::new(link),
-                campaign: Arc::new(campaign),
-            },
             click_id: click.as_str().into(),
             clicked_at: click.clicked_at(),
-            method: AttributionMethod::ClickId,
+            ..network.touch()
         };
         (new, touch)
     }

@@ -12,13 +12,13 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::Clock;
-use crate::catalog::{Brand, Campaign, Catalog, Link};
-use crate::commission::{CommissionRule, CommissionRules};
+use crate::catalog::Catalog;
 use crate::conversion::{NewConversion, ReportedClick};
 use crate::domain::*;
+use crate::fixtures::SampleNetwork;
 use crate::journal::{Journal, JournalConfig};
 use crate::metrics::{JournalMetrics, PipelineMetrics};
-use crate::store::{CatalogSnapshot, EmailTouch, Store, StoreError};
+use crate::store::{EmailTouch, Store, StoreError};
 
 /// E-mail touches: one known e-mail, or a store that does not answer.
 #[derive(Clone)]
@@ -46,50 +46,15 @@ impl TouchSource for FakeTouches {
 }
 
 struct World {
-    brand: BrandId,
-    link: Link,
-    signer: ClickSigner,
+    network: SampleNetwork,
     _dir: tempfile::TempDir,
     journal: Arc<Journal>,
     catalog: Arc<Catalog>,
 }
 
 fn world() -> World {
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-    let brand = Brand {
-        id: BrandId::generate(),
-        name: "shop".into(),
-        created_at: now,
-    };
-    let campaign = Campaign {
-        id: CampaignId::generate(),
-        brand: brand.id.clone(),
-        name: "spring".into(),
-        landing_url: "https://shop.example/".parse().unwrap(),
-        currency: Currency::USD,
-        cookie_window_days: 30,
-        commission: CommissionRules::default()
-            .with_rule(EventType::Sale, CommissionRule::Percent(10.into())),
-        created_at: now,
-    };
-    let link = Link {
-        id: LinkId::generate(),
-        campaign: campaign.id.clone(),
-        affiliate: AffiliateId::generate(),
-        brand: brand.id.clone(),
-        created_at: now,
-    };
-    let snapshot = CatalogSnapshot {
-        brands: vec![brand.clone()],
-        campaigns: vec![campaign],
-        links: vec![link.clone()],
-        ..CatalogSnapshot::default()
-    };
-    let catalog = Arc::new(Catalog::from_snapshot(
-        Store::detached(),
-        snapshot,
-        Clock::system(),
-    ));
+    let network = SampleNetwork::new();
+    let catalog = Arc::new(network.catalog(Store::detached()));
     let dir = tempfile::tempdir().unwrap();
     let (journal, _) = Journal::open(
         JournalConfig {
@@ -101,9 +66,7 @@ fn world() -> World {
     )
     .unwrap();
     World {
-        brand: brand.id,
-        link,
-        signer: ClickSigner::new(b"k"),
+        network,
         _dir: dir,
         journal: Arc::new(journal),
         catalog,
@@ -111,22 +74,15 @@ fn world() -> World {
 }
 
 impl World {
+    /// A sale with a click on `link`, or, with `email`, one to attribute by e-mail.
     fn report(&self, order: &str, link: &LinkId, email: Option<EmailHash>) -> NewConversion {
-        let click = self.signer.issue(link, OffsetDateTime::now_utc());
-        NewConversion {
-            id: ConversionId::derive(&self.brand, order),
-            brand: self.brand.clone(),
-            order_id: OrderId::parse(order).unwrap(),
-            click: email.is_none().then_some(ReportedClick {
-                id: click,
-                method: AttributionMethod::ClickId,
-            }),
-            amount: Amount::parse("10.00", Currency::USD).unwrap(),
-            event_type: EventType::Sale,
-            email,
-            metadata: vec![],
-            source: Source::Api,
-        }
+        let mut report = self.network.report(order, "10.00");
+        report.click = email.is_none().then_some(ReportedClick {
+            id: self.network.signer.issue(link, OffsetDateTime::now_utc()),
+            method: AttributionMethod::ClickId,
+        });
+        report.email = email;
+        report
     }
 
     fn start(&self, config: PipelineConfig, touches: FakeTouches) -> (Pipeline, PipelineMetrics) {
@@ -162,8 +118,8 @@ async fn batches_grow_under_load_up_to_their_limit_and_answer_once_journaled() {
         ..PipelineConfig::default()
     };
     let (pipeline, metrics) = world.start(config, no_touches());
-    let reports =
-        (0..120).map(|n| pipeline.submit(world.report(&format!("o-{n}"), &world.link.id, None)));
+    let reports = (0..120)
+        .map(|n| pipeline.submit(world.report(&format!("o-{n}"), &world.network.link.id, None)));
     let answers = join_all(reports).await;
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
     // Every answer came after its batch's append: all 120 are in the journal.
@@ -181,13 +137,9 @@ async fn each_job_of_a_batch_gets_its_own_answer() {
     let touches = FakeTouches {
         known: Some(EmailTouch {
             email,
-            brand: world.brand.clone(),
-            link: world.link.id.clone(),
-            click_id: world
-                .signer
-                .issue(&world.link.id, OffsetDateTime::now_utc())
-                .as_str()
-                .into(),
+            brand: world.network.brand.id.clone(),
+            link: world.network.link.id.clone(),
+            click_id: world.network.click.as_str().into(),
             click_time: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
         }),
         failing: Arc::new(AtomicBool::new(false)),
@@ -201,10 +153,10 @@ async fn each_job_of_a_batch_gets_its_own_answer() {
     let unknown_link = LinkId::generate();
     let stranger = EmailHash::of_address("stranger@example.com").unwrap();
     let answers = join_all([
-        pipeline.submit(world.report("good", &world.link.id, None)),
+        pipeline.submit(world.report("good", &world.network.link.id, None)),
         pipeline.submit(world.report("unknown-link", &unknown_link, None)),
-        pipeline.submit(world.report("by-email", &world.link.id, Some(email))),
-        pipeline.submit(world.report("no-touch", &world.link.id, Some(stranger))),
+        pipeline.submit(world.report("by-email", &world.network.link.id, Some(email))),
+        pipeline.submit(world.report("no-touch", &world.network.link.id, Some(stranger))),
     ])
     .await;
     let labels: Vec<&str> = answers
@@ -247,8 +199,8 @@ async fn a_failing_touch_look_up_fails_only_the_reports_that_need_it() {
     let (pipeline, metrics) = world.start(config, touches);
     let email = EmailHash::of_address("someone@example.com").unwrap();
     let answers = join_all([
-        pipeline.submit(world.report("with-click", &world.link.id, None)),
-        pipeline.submit(world.report("by-email", &world.link.id, Some(email))),
+        pipeline.submit(world.report("with-click", &world.network.link.id, None)),
+        pipeline.submit(world.report("by-email", &world.network.link.id, Some(email))),
     ])
     .await;
     assert!(answers[0].is_ok(), "{:?}", answers[0]);

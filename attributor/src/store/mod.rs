@@ -57,22 +57,17 @@ pub struct Store {
 const FIRST_VERSION_WITH_VALIDATION: (u32, u32) = (19, 3);
 
 impl Store {
-    /// A store that never connected, for tests and benches that keep everything in memory
-    /// (a catalog from a snapshot, fake look-ups): every call to it fails as unavailable.
+    /// A store for code that holds one but, in a test or a bench, must never use it (a
+    /// catalog from a snapshot, fake look-ups): nothing listens on the discard port, so a
+    /// query that should not happen fails at once instead of going unnoticed.
     pub fn detached() -> Self {
-        let settings = StoreSettings {
-            // Port 9 (discard): nothing answers on loopback, so a call fails at once.
+        Self::unconnected(&StoreSettings {
             url: "http://127.0.0.1:9".into(),
             database: "detached".into(),
             user: "default".into(),
             password: String::new(),
             timeouts: StoreTimeouts::default(),
-        };
-        Store {
-            client: http_client().with_url(&settings.url).with_validation(false),
-            server_version: (0, 0),
-            settings,
-        }
+        })
     }
 
     /// Connects, creates the database if needed and detects the server version. Does not

@@ -7,76 +7,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use attributor::catalog::{Campaign, Link, ResolvedLink};
-use attributor::commission::{CommissionRule, CommissionRules};
-use attributor::domain::*;
+use attributor::domain::ConversionId;
+use attributor::fixtures::SampleNetwork;
 use attributor::pipeline::{Touch, attribute};
-use attributor::{Conversion, NewConversion, PipelineError, ReportedClick, StoreError};
+use attributor::{Conversion, NewConversion, PipelineError, StoreError};
 use prometheus::Registry;
 use std::sync::Mutex;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use super::*;
-
-/// A brand, its campaign and a link, and reports of orders against one click.
-struct World {
-    touch: Touch,
-    brand: BrandId,
-}
-
-impl World {
-    fn new() -> Self {
-        let brand = BrandId::generate();
-        let clicked_at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let campaign = Campaign {
-            id: CampaignId::generate(),
-            brand: brand.clone(),
-            name: "spring".into(),
-            landing_url: "https://shop.example/".parse().unwrap(),
-            currency: Currency::USD,
-            cookie_window_days: 30,
-            commission: CommissionRules::default()
-                .with_rule(EventType::Sale, CommissionRule::Percent(10.into())),
-            created_at: clicked_at,
-        };
-        let link = Link {
-            id: LinkId::generate(),
-            campaign: campaign.id.clone(),
-            affiliate: AffiliateId::generate(),
-            brand: brand.clone(),
-            created_at: clicked_at,
-        };
-        let click = ClickSigner::new(b"k").issue(&link.id, clicked_at);
-        let touch = Touch {
-            resolved: ResolvedLink {
-                link: Arc::new(link),
-                campaign: Arc::new(campaign),
-            },
-            click_id: click.as_str().into(),
-            clicked_at,
-            method: AttributionMethod::ClickId,
-        };
-        Self { touch, brand }
-    }
-
-    fn report(&self, order: &str, amount: &str) -> NewConversion {
-        NewConversion {
-            id: ConversionId::derive(&self.brand, order),
-            brand: self.brand.clone(),
-            order_id: OrderId::parse(order).unwrap(),
-            click: Some(ReportedClick {
-                id: ClickSigner::new(b"k").verify(&self.touch.click_id).unwrap(),
-                method: AttributionMethod::ClickId,
-            }),
-            amount: Amount::parse(amount, Currency::USD).unwrap(),
-            event_type: EventType::Sale,
-            email: None,
-            metadata: vec![],
-            source: Source::Api,
-        }
-    }
-}
 
 /// Conversions "stored" before; a look-up can be made to fail.
 #[derive(Default)]
@@ -129,10 +69,10 @@ struct Front {
     metrics: DedupMetrics,
 }
 
-fn front(world: &World, gate_permits: usize) -> Front {
+fn front(world: &SampleNetwork, gate_permits: usize) -> Front {
     let store = Arc::new(FakeStore::default());
     let pipeline = Arc::new(FakePipeline {
-        touch: world.touch.clone(),
+        touch: world.touch(),
         gate: Semaphore::new(gate_permits),
         submitted: AtomicUsize::new(0),
     });
@@ -165,7 +105,7 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
 
 #[tokio::test]
 async fn concurrent_duplicates_end_as_one_conversion() {
-    let world = World::new();
+    let world = SampleNetwork::new();
     let Front {
         front,
         pipeline,
@@ -198,7 +138,7 @@ async fn concurrent_duplicates_end_as_one_conversion() {
 
 #[tokio::test]
 async fn the_same_order_with_other_values_is_a_conflict_and_stores_nothing() {
-    let world = World::new();
+    let world = SampleNetwork::new();
     let Front {
         front, pipeline, ..
     } = front(&world, 100);
@@ -219,7 +159,7 @@ async fn the_same_order_with_other_values_is_a_conflict_and_stores_nothing() {
 
 #[tokio::test]
 async fn a_bloom_maybe_is_answered_from_the_store() {
-    let world = World::new();
+    let world = SampleNetwork::new();
     let Front {
         front,
         store,
@@ -230,7 +170,7 @@ async fn a_bloom_maybe_is_answered_from_the_store() {
     // Stored by another node (or before a restart): in the bloom filter and the store,
     // not in this node's cache.
     let earlier = world.report("o-3", "10.00");
-    let conversion = attribute(&earlier, &world.touch, OffsetDateTime::now_utc());
+    let conversion = world.attributed(&earlier);
     store
         .stored
         .lock()
@@ -253,7 +193,7 @@ async fn a_bloom_maybe_is_answered_from_the_store() {
 
 #[tokio::test]
 async fn a_failing_look_up_refuses_without_storing_and_is_tried_again_next_time() {
-    let world = World::new();
+    let world = SampleNetwork::new();
     let Front {
         front,
         store,
