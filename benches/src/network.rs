@@ -146,6 +146,7 @@ pub fn unique_order_id() -> String {
 pub fn unreachable_store() -> Store {
     Store::unconnected(&StoreSettings {
         url: "http://127.0.0.1:9".into(),
+        cluster: None,
         database: "bench".into(),
         user: "default".into(),
         password: String::new(),

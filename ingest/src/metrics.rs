@@ -8,7 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     exponential_buckets,
 };
 
@@ -41,6 +41,9 @@ pub struct HttpMetrics {
     /// Browser pixel reports by outcome; `outcome`: stored | replayed | conflict | no_click
     /// | forged_click | unknown_click | no_matching_email | invalid | unavailable.
     pub pixel_reports_total: IntCounterVec,
+    /// Whether each configured ClickHouse node answered its last ping (1) or not (0),
+    /// sampled at scrape; `url`: one of AFFILYNC_CLICKHOUSE_URL's URLs.
+    pub clickhouse_node_up: IntGaugeVec,
 }
 
 impl HttpMetrics {
@@ -111,6 +114,14 @@ impl HttpMetrics {
                 "Conversion reports received and not yet answered",
             )
             .expect("valid metric"),
+            clickhouse_node_up: IntGaugeVec::new(
+                Opts::new(
+                    "affilync_clickhouse_node_up",
+                    "Whether each configured ClickHouse node answered its last ping",
+                ),
+                &["url"],
+            )
+            .expect("valid metric"),
         };
         for collector in [
             Box::new(metrics.requests_total.clone()) as Box<dyn prometheus::core::Collector>,
@@ -124,6 +135,7 @@ impl HttpMetrics {
             Box::new(metrics.bloom_rebuilds_total.clone()),
             Box::new(metrics.bloom_bytes.clone()),
             Box::new(metrics.dedup_lookup_queue_depth.clone()),
+            Box::new(metrics.clickhouse_node_up.clone()),
         ] {
             registry
                 .register(collector)

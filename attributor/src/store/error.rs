@@ -17,6 +17,16 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+
+    /// Whether the node asked is to blame (it did not answer, or said it cannot serve),
+    /// rather than the statement or the rest of the cluster; another node may do better.
+    pub(crate) fn is_node_failure(&self) -> bool {
+        let StoreError::Unavailable(text) = self else {
+            return false;
+        };
+        // A shard or quorum the whole cluster lacks is not this node's fault.
+        !matches!(exception_code(text), Some(279 | 285 | 286 | 319))
+    }
 }
 
 impl From<clickhouse::error::Error> for StoreError {
@@ -68,8 +78,13 @@ fn is_retryable_code(code: u32) -> bool {
             | 241 // MEMORY_LIMIT_EXCEEDED: usually transient pressure from other queries
             | 242 // TABLE_IS_READ_ONLY
             | 252 // TOO_MANY_PARTS: merges will catch up
+            | 254 // NO_ACTIVE_REPLICAS / a replica became inactive during a quorum INSERT
+            | 279 // ALL_CONNECTION_TRIES_FAILED: a whole shard is away
+            | 285 // TOO_FEW_LIVE_REPLICAS: the INSERT's quorum cannot be met now
+            | 286 // UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE: another quorum INSERT in flight
             | 319 // UNKNOWN_STATUS_OF_INSERT
             | 425 // SYSTEM_ERROR
+            | 999 // KEEPER_EXCEPTION: ZooKeeper unreachable or its session being renewed
     )
 }
 

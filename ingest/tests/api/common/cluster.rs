@@ -1,0 +1,133 @@
+//! One ClickHouse cluster (2 shards × 2 replicas plus ZooKeeper, by `ops/cluster/start.sh`)
+//! per test binary, started by the first cluster test that asks for it, on ports of its own
+//! (base 29000) and in a fixed directory, so that a run killed before it could stop the
+//! cluster leaves nothing behind the next start does not stop first. A watcher process runs
+//! `stop.sh` once this process's end of its stdin closes: when the test binary exits.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use attributor::store::ClusterSettings;
+
+const PORT_BASE: u16 = 29_000;
+pub const NAME: &str = "affilync";
+pub const NODES: usize = 4;
+
+pub struct TestCluster {
+    dir: PathBuf,
+    _stopper: Mutex<Child>,
+}
+
+static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+
+pub fn cluster() -> &'static TestCluster {
+    CLUSTER.get_or_init(|| {
+        let dir = std::env::temp_dir().join("affilync-test-cluster");
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/cluster");
+        let started = Command::new(scripts.join("start.sh"))
+            .arg(&dir)
+            .env("PORT_BASE", PORT_BASE.to_string())
+            .env("CLUSTER", NAME)
+            .stdout(Stdio::null())
+            .status()
+            .expect("running ops/cluster/start.sh");
+        assert!(
+            started.success(),
+            "the cluster tests need ops/cluster/start.sh to work"
+        );
+        let stopper = Command::new("sh")
+            .arg("-c")
+            .arg(r#"read -r _; exec "$0" "$1" >/dev/null 2>&1"#)
+            .arg(scripts.join("stop.sh"))
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the cluster's stopper");
+        TestCluster {
+            dir,
+            _stopper: Mutex::new(stopper),
+        }
+    })
+}
+
+impl TestCluster {
+    /// Node `n`'s (1–4) HTTP URL; nodes 1 and 2 are shard 1's replicas, 3 and 4 shard 2's.
+    pub fn node_url(&self, n: usize) -> String {
+        format!("http://127.0.0.1:{}", usize::from(PORT_BASE) + n * 100 + 23)
+    }
+
+    /// Every node's URL, comma-separated, as AFFILYNC_CLICKHOUSE_URL takes them.
+    pub fn urls(&self) -> String {
+        (1..=NODES)
+            .map(|n| self.node_url(n))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The settings a test node uses: a short DDL timeout, so that a test against a node
+    /// that is down fails in seconds.
+    pub fn settings(&self) -> ClusterSettings {
+        ClusterSettings {
+            ddl_timeout: Duration::from_secs(20),
+            ..ClusterSettings::new(NAME)
+        }
+    }
+
+    fn pid_file(&self, n: usize) -> PathBuf {
+        self.dir.join(format!("node{n}/pid"))
+    }
+
+    /// SIGKILL of node `n`'s server.
+    pub fn kill(&self, n: usize) {
+        let pid = std::fs::read_to_string(self.pid_file(n)).unwrap();
+        let pid = pid.trim();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            String::from_utf8_lossy(&cmdline).contains(&*self.dir.to_string_lossy()),
+            "node{n}'s pid file names another process"
+        );
+        let status = Command::new("kill").args(["-KILL", pid]).status().unwrap();
+        assert!(status.success());
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts node `n` again with its config and data, and waits until it answers.
+    pub async fn restart(&self, n: usize) {
+        let node = self.dir.join(format!("node{n}"));
+        let config = node.join("config.xml");
+        let pid_file = self.pid_file(n);
+        let status = Command::new("setsid")
+            .args([
+                "bash",
+                "-c",
+                r#"echo $$ > "$0"; exec /usr/sbin/clickhouse-server --config-file="$1""#,
+            ])
+            .arg(&pid_file)
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        status.expect("restarting a clickhouse node");
+        let url = self.node_url(n);
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = http.get(format!("{url}/ping")).send().await;
+            if answer.is_ok_and(|a| a.status().is_success()) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node{n} did not come back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
