@@ -56,10 +56,10 @@ impl Store {
                 "ClickHouse did not answer the {what} within {limit:?}"
             ))),
         };
-        if let Err(error) = &result {
-            if error.is_node_failure() {
-                self.nodes.failed(node);
-            }
+        if let Err(error) = &result
+            && error.is_node_failure()
+        {
+            self.nodes.failed(node);
         }
         result
     }

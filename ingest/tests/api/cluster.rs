@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::cluster::cluster;
+use crate::common::cluster::{cluster, exclusive, shared};
 use crate::common::load::{Load, verify};
 use crate::common::{TestApp, TestOptions, clickhouse_rows_at, json_body, metric_value};
 
@@ -71,11 +71,13 @@ async fn drain(app: &TestApp) {
 
 #[tokio::test]
 async fn the_golden_calls_answer_as_recorded_on_a_cluster() {
+    let _turn = shared().await;
     crate::golden::answers_as_recorded(on_cluster(None)).await;
 }
 
 #[tokio::test]
 async fn migrations_create_replicated_local_tables_and_distributed_ones_on_every_node() {
+    let _turn = shared().await;
     let app = TestApp::spawn_with(on_cluster(None)).await;
     for n in 1..=4 {
         let tables: HashMap<String, String> = rows_at(
@@ -132,6 +134,7 @@ async fn migrations_create_replicated_local_tables_and_distributed_ones_on_every
 /// commission, and both nodes answer with it; every version of it lives on one shard.
 #[tokio::test]
 async fn the_same_order_sent_to_two_nodes_is_one_conversion() {
+    let _turn = shared().await;
     let first = TestApp::spawn_with(on_cluster(None)).await;
     let second = TestApp::spawn_with(on_cluster(Some(first.database.clone()))).await;
     let net = first.network().await;
@@ -214,6 +217,7 @@ async fn the_same_order_sent_to_two_nodes_is_one_conversion() {
 /// seconds, and a status change made on one is seen on the other.
 #[tokio::test]
 async fn catalog_changes_and_reviews_on_one_node_are_honoured_on_the_other() {
+    let _turn = shared().await;
     let first = TestApp::spawn_with(on_cluster(None)).await;
     let second = TestApp::spawn_with(on_cluster(Some(first.database.clone()))).await;
     let net = first.network().await;
@@ -283,6 +287,7 @@ async fn catalog_changes_and_reviews_on_one_node_are_honoured_on_the_other() {
 /// replica is back every acknowledged order is stored exactly once, on both replicas.
 #[tokio::test]
 async fn killing_a_replica_under_load_loses_and_duplicates_nothing() {
+    let _turn = exclusive().await;
     let cluster = cluster();
     let app = TestApp::spawn_with(on_cluster(None)).await;
     let net = app.network().await;
@@ -361,4 +366,38 @@ async fn wait_until_known(node: &TestApp, key: &str, click: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A migration ON CLUSTER with a node down fails within the DDL timeout, naming the cause,
+/// instead of waiting minutes; the node applies it when it returns.
+#[tokio::test]
+async fn a_migration_with_a_node_down_fails_clearly_and_in_time() {
+    let _turn = exclusive().await;
+    let cluster = cluster();
+    cluster.kill(4);
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_affilync"));
+    command
+        .arg("migrate")
+        .env("AFFILYNC_CLICKHOUSE_URL", cluster.urls())
+        .env("AFFILYNC_CLICKHOUSE_CLUSTER", crate::common::cluster::NAME)
+        .env("AFFILYNC_CLICKHOUSE_DDL_TIMEOUT_MS", "2000")
+        .env("AFFILYNC_CLICKHOUSE_DATABASE", "test_node_down")
+        .env("AFFILYNC_DATA_DIR", data_dir.path())
+        .env("RUST_BACKTRACE", "0");
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    // Past the dead replica's ZooKeeper session (4 s), so that it can rejoin at once.
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(took)).await;
+    cluster.restart(4).await;
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("not every node of cluster affilync"),
+        "{text}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}: {text}");
 }

@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use attributor::store::ClusterSettings;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 const PORT_BASE: u16 = 29_000;
 pub const NAME: &str = "affilync";
@@ -21,6 +22,20 @@ pub struct TestCluster {
 }
 
 static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+
+/// Tests run in parallel: one that kills a node holds the cluster alone, so that no other
+/// test's ON CLUSTER migration or quorum INSERT meets the dead node.
+static TURNS: RwLock<()> = RwLock::const_new(());
+
+/// The cluster, shared with the other tests that leave every node running.
+pub async fn shared() -> RwLockReadGuard<'static, ()> {
+    TURNS.read().await
+}
+
+/// The cluster, alone: for a test that kills nodes (and restarts them before it ends).
+pub async fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    TURNS.write().await
+}
 
 pub fn cluster() -> &'static TestCluster {
     CLUSTER.get_or_init(|| {
@@ -102,19 +117,18 @@ impl TestCluster {
         let node = self.dir.join(format!("node{n}"));
         let config = node.join("config.xml");
         let pid_file = self.pid_file(n);
-        let status = Command::new("setsid")
-            .args([
-                "bash",
-                "-c",
-                r#"echo $$ > "$0"; exec /usr/sbin/clickhouse-server --config-file="$1""#,
-            ])
+        // Detached, as start.sh launches it: the server outlives the shell that starts it
+        // and is stopped by stop.sh with the others.
+        let launched = Command::new("bash")
+            .arg("-c")
+            .arg(
+                r#"setsid bash -c 'echo $$ > "$0"; exec /usr/sbin/clickhouse-server --config-file="$1"' "$0" "$1" </dev/null >/dev/null 2>&1 &"#,
+            )
             .arg(&pid_file)
             .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        status.expect("restarting a clickhouse node");
+            .status()
+            .expect("restarting a clickhouse node");
+        assert!(launched.success());
         let url = self.node_url(n);
         let http = reqwest::Client::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
