@@ -41,6 +41,15 @@ pub fn cluster() -> &'static TestCluster {
     CLUSTER.get_or_init(|| {
         let dir = std::env::temp_dir().join("affilync-test-cluster");
         let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/cluster");
+        // A fresh cluster every run: what an earlier run left (its servers, its databases)
+        // is stopped and removed first.
+        let stopped = Command::new(scripts.join("stop.sh"))
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("running ops/cluster/stop.sh");
+        assert!(stopped.success());
+        let _ = std::fs::remove_dir_all(&dir);
         let started = Command::new(scripts.join("start.sh"))
             .arg(&dir)
             .env("PORT_BASE", PORT_BASE.to_string())
