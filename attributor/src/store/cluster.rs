@@ -178,6 +178,31 @@ impl Store {
         })
     }
 
+    /// Runs `attempt` again while the cluster answers that another quorum INSERT into the
+    /// same table and shard is still waiting for its replicas (Code 286: 18.16 allows one
+    /// at a time), for at most the write timeout. Such INSERTs take tens of milliseconds,
+    /// so two nodes writing at once (admin creates, migration ledgers) both succeed in a
+    /// few tries instead of one of them answering 503.
+    pub(crate) async fn while_quorum_busy<T, F, Fut>(&self, mut attempt: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let deadline = std::time::Instant::now() + self.timeout(Exchange::Write);
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match attempt().await {
+                Err(error)
+                    if error.is_quorum_busy() && std::time::Instant::now() + pause < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// A schema statement; on a cluster, a timeout of the distributed DDL names the cause.
     pub(crate) async fn ddl(&self, statement: &str) -> Result<(), StoreError> {
         let result = self

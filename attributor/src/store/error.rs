@@ -18,6 +18,12 @@ impl StoreError {
         matches!(self, StoreError::Unavailable(_))
     }
 
+    /// Whether a quorum INSERT was refused because another one into the same table and
+    /// shard has not reached its quorum yet.
+    pub(crate) fn is_quorum_busy(&self) -> bool {
+        matches!(self, StoreError::Unavailable(text) if exception_code(text) == Some(286))
+    }
+
     /// Whether the node asked is to blame (it did not answer, or said it cannot serve),
     /// rather than the statement or the rest of the cluster; another node may do better.
     pub(crate) fn is_node_failure(&self) -> bool {
@@ -110,5 +116,21 @@ mod tests {
         );
         assert!(!StoreError::from(syntax).is_retryable());
         assert!(StoreError::from(clickhouse::error::Error::TimedOut).is_retryable());
+    }
+
+    #[test]
+    fn cluster_states_are_retried_and_told_apart() {
+        let busy = StoreError::from(clickhouse::error::Error::BadResponse(
+            "Code: 286, e.displayText() = DB::Exception: Quorum for previous write has not been \
+             satisfied yet"
+                .into(),
+        ));
+        assert!(busy.is_retryable() && busy.is_quorum_busy() && !busy.is_node_failure());
+        let shard_away = StoreError::from(clickhouse::error::Error::BadResponse(
+            "Code: 279, e.displayText() = DB::Exception: All connection tries failed".into(),
+        ));
+        assert!(shard_away.is_retryable() && !shard_away.is_node_failure());
+        let refused = StoreError::from(clickhouse::error::Error::Network("refused".into()));
+        assert!(refused.is_node_failure() && !refused.is_quorum_busy());
     }
 }

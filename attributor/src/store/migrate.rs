@@ -117,18 +117,22 @@ impl Store {
             if done {
                 continue;
             }
-            self.within(
-                Exchange::Write,
-                "migration ledger update",
-                self.client()
-                    .query(
-                        "INSERT INTO schema_migrations (number, name, applied_at) VALUES (?, ?, ?)",
-                    )
-                    .bind(migration.number)
-                    .bind(migration.name)
-                    .bind(OffsetDateTime::now_utc().unix_timestamp())
-                    .execute(),
-            )
+            let applied_at = OffsetDateTime::now_utc().unix_timestamp();
+            self.while_quorum_busy(|| {
+                self.within(
+                    Exchange::Write,
+                    "migration ledger update",
+                    self.client()
+                        .query(
+                            "INSERT INTO schema_migrations (number, name, applied_at) \
+                             VALUES (?, ?, ?)",
+                        )
+                        .bind(migration.number)
+                        .bind(migration.name)
+                        .bind(applied_at)
+                        .execute(),
+                )
+            })
             .await?;
             tracing::info!(
                 number = migration.number,

@@ -215,14 +215,17 @@ impl Store {
     pub(crate) async fn insert_rows<'r, R: RowOwned + RowWrite + 'r>(
         &self,
         table: &str,
-        rows: impl IntoIterator<Item = &'r R>,
+        rows: impl IntoIterator<Item = &'r R> + Clone,
     ) -> Result<(), StoreError> {
-        self.within(Exchange::Write, "INSERT", async {
-            let mut insert = self.begin_insert::<R>(table).await?;
-            for row in rows {
-                insert.write(row).await?;
-            }
-            insert.end().await.map_err(StoreError::from)
+        self.while_quorum_busy(|| {
+            let rows = rows.clone();
+            self.within(Exchange::Write, "INSERT", async {
+                let mut insert = self.begin_insert::<R>(table).await?;
+                for row in rows {
+                    insert.write(row).await?;
+                }
+                insert.end().await.map_err(StoreError::from)
+            })
         })
         .await
     }

@@ -140,7 +140,7 @@ impl TestCluster {
         assert!(launched.success());
         let url = self.node_url(n);
         let http = reqwest::Client::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let answer = http.get(format!("{url}/ping")).send().await;
             if answer.is_ok_and(|a| a.status().is_success()) {
