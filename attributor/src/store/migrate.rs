@@ -6,7 +6,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::cluster::{Renderer, Tables};
+use super::cluster_ddl::{Renderer, Tables};
 use super::deadline::Exchange;
 use super::{Store, StoreError};
 

@@ -6,6 +6,7 @@ mod catalog;
 mod check;
 mod clicks;
 mod cluster;
+mod cluster_ddl;
 mod conversions;
 mod deadline;
 mod dedup_log;
