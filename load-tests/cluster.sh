@@ -53,6 +53,15 @@ stop_nodes() {
     pids=()
 }
 
+# cpu_ticks PID...: user + system clock ticks the processes have used so far.
+cpu_ticks() {
+    local pid total=0
+    for pid in "$@"; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+
 load() {
     local target=$1 clickhouse=$2 conns=$3 json=$4
     "$load_bin" run --scenario postback-unique --target "http://$target" --admin-token "$token" \
@@ -63,7 +72,10 @@ load() {
 echo "cluster-load: one node on one server, $connections connections, ${seconds}s"
 start_node single
 single_ch="http://127.0.0.1:$(grep -o 'managed clickhouse started http_port=[0-9]*' "$work/single.log" | head -n 1 | cut -d= -f2)"
+single_ch_pid="$(cat "$work/single/clickhouse/clickhouse.pid")"
+before=("$(cpu_ticks "${pids[@]}")" "$(cpu_ticks "$single_ch_pid")")
 load "$address" "$single_ch" "$connections" "$work/single.json"
+echo "$(($(cpu_ticks "${pids[@]}") - before[0])) $(($(cpu_ticks "$single_ch_pid") - before[1]))" >"$work/single.cpu"
 stop_nodes
 
 echo "cluster-load: two nodes on the 2x2 cluster, $((connections / 2)) connections each"
@@ -74,6 +86,8 @@ address_a=$address
 start_node b AFFILYNC_CLICKHOUSE_CLUSTER=affilync AFFILYNC_CLICKHOUSE_URL="$urls"
 address_b=$address
 first_node="${urls%%,*}"
+cluster_pids=($(cat "$work"/cluster/node*/pid "$work/cluster/zk/pid"))
+before=("$(cpu_ticks "${pids[@]}")" "$(cpu_ticks "${cluster_pids[@]}")")
 load "$address_a" "$first_node" "$((connections / 2))" "$work/a.json" &
 load_a=$!
 load "$address_b" "$first_node" "$((connections / 2))" "$work/b.json" &
@@ -81,6 +95,7 @@ load_b=$!
 failed=""
 wait "$load_a" || failed="$failed a"
 wait "$load_b" || failed="$failed b"
+echo "$(($(cpu_ticks "${pids[@]}") - before[0])) $(($(cpu_ticks "${cluster_pids[@]}") - before[1]))" >"$work/cluster.cpu"
 stop_nodes
 
 python3 - "$work" <<'PY'
@@ -97,6 +112,19 @@ print(f"one node, one server : {single[0]:9.0f} req/s  p99 {single[1] / 1000:7.2
 print(f"node a on the cluster: {a[0]:9.0f} req/s  p99 {a[1] / 1000:7.2f} ms  check passed: {a[2]}")
 print(f"node b on the cluster: {b[0]:9.0f} req/s  p99 {b[1] / 1000:7.2f} ms  check passed: {b[2]}")
 print(f"two nodes / one node : {total / single[0]:.2f} x throughput, p99 {max(a[1], b[1]) / single[1]:.2f} x")
+# CPU per 10k conversions (the run includes the store check's reads, which are small).
+import os
+hz = os.sysconf("SC_CLK_TCK")
+def answered(name):
+    report = json.load(open(f"{work}/{name}.json"))
+    return report.get("service", report)["answered"]
+for label, cpu, count in [
+    ("one node, one server", "single", answered("single")),
+    ("two nodes, cluster  ", "cluster", answered("a") + answered("b")),
+]:
+    ingest, clickhouse = (int(x) / hz for x in open(f"{work}/{cpu}.cpu").read().split())
+    per = 10_000 / count
+    print(f"CPU s per 10k conversions, {label}: ingest {ingest * per:.2f}, clickhouse{' + zk' if cpu == 'cluster' else ''} {clickhouse * per:.2f}")
 PY
 if [ -n "$failed" ] || grep -q '"passed": *false' "$work"/*.json; then
     echo "cluster-load: a store check failed:$failed; see $work" >&2
