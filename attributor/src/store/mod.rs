@@ -87,10 +87,12 @@ impl Store {
             && !cluster
                 .name
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
+            // It is written into ON CLUSTER and Distributed(...) unquoted.
             return Err(StoreError::Refused(format!(
-                "cluster name {:?} must be letters, digits, underscores and dashes",
+                "cluster name {:?} (AFFILYNC_CLICKHOUSE_CLUSTER) must be letters, digits and \
+                 underscores",
                 cluster.name
             )));
         }
