@@ -1,7 +1,8 @@
 //! One ClickHouse cluster (2 shards × 2 replicas plus ZooKeeper, by `ops/cluster/start.sh`)
 //! per test binary, started by the first cluster test that asks for it, on ports of its own
-//! (base 29000) and in a fixed directory, so that a run killed before it could stop the
-//! cluster leaves nothing behind the next start does not stop first. A watcher process runs
+//! (base 29000, or AFFILYNC_TEST_CLUSTER_PORT_BASE for a second checkout running its tests
+//! at the same time) and in a directory named by that base, so that a run killed before it
+//! could stop the cluster leaves nothing behind the next start does not stop first. A watcher process runs
 //! `stop.sh` once this process's end of its stdin closes: when the test binary exits.
 
 use std::path::{Path, PathBuf};
@@ -12,12 +13,13 @@ use std::time::Duration;
 use attributor::store::ClusterSettings;
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-const PORT_BASE: u16 = 29_000;
+const DEFAULT_PORT_BASE: u16 = 29_000;
 pub const NAME: &str = "affilync";
 pub const NODES: usize = 4;
 
 pub struct TestCluster {
     dir: PathBuf,
+    port_base: u16,
     _stopper: Mutex<Child>,
 }
 
@@ -39,7 +41,11 @@ pub async fn exclusive() -> RwLockWriteGuard<'static, ()> {
 
 pub fn cluster() -> &'static TestCluster {
     CLUSTER.get_or_init(|| {
-        let dir = std::env::temp_dir().join("affilync-test-cluster");
+        let port_base = std::env::var("AFFILYNC_TEST_CLUSTER_PORT_BASE")
+            .ok()
+            .and_then(|base| base.parse().ok())
+            .unwrap_or(DEFAULT_PORT_BASE);
+        let dir = std::env::temp_dir().join(format!("affilync-test-cluster-{port_base}"));
         let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/cluster");
         // A fresh cluster every run: what an earlier run left (its servers, its databases)
         // is stopped and removed first.
@@ -52,7 +58,7 @@ pub fn cluster() -> &'static TestCluster {
         let _ = std::fs::remove_dir_all(&dir);
         let started = Command::new(scripts.join("start.sh"))
             .arg(&dir)
-            .env("PORT_BASE", PORT_BASE.to_string())
+            .env("PORT_BASE", port_base.to_string())
             .env("CLUSTER", NAME)
             .stdout(Stdio::null())
             .status()
@@ -73,6 +79,7 @@ pub fn cluster() -> &'static TestCluster {
             .expect("starting the cluster's stopper");
         TestCluster {
             dir,
+            port_base,
             _stopper: Mutex::new(stopper),
         }
     })
@@ -81,7 +88,10 @@ pub fn cluster() -> &'static TestCluster {
 impl TestCluster {
     /// Node `n`'s (1–4) HTTP URL; nodes 1 and 2 are shard 1's replicas, 3 and 4 shard 2's.
     pub fn node_url(&self, n: usize) -> String {
-        format!("http://127.0.0.1:{}", usize::from(PORT_BASE) + n * 100 + 23)
+        format!(
+            "http://127.0.0.1:{}",
+            usize::from(self.port_base) + n * 100 + 23
+        )
     }
 
     /// Every node's URL, comma-separated, as AFFILYNC_CLICKHOUSE_URL takes them.
