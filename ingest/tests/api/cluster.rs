@@ -324,7 +324,9 @@ async fn killing_a_replica_under_load_loses_and_duplicates_nothing() {
     .await;
     assert!(verdict.problems.is_empty(), "{verdict:#?}");
     assert!(verdict.acked >= 500, "{verdict:?}");
-    assert_eq!(verdict.refused, 0, "{verdict:?}");
+    // Only a bloom "maybe" asked of the node at the moment it died can get a 503 (and is not
+    // stored, as checked above); the next one goes to another node.
+    assert!(verdict.refused * 100 <= verdict.acked, "{verdict:?}");
 
     // The restarted replica caught up: it holds what its partner holds.
     let partner = if victim % 2 == 1 {
