@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::cluster::{cluster, exclusive, shared};
+use crate::common::cluster::{cluster, exclusive, migrated_database, shared};
 use crate::common::load::{Answer, Load, verify};
 use crate::common::process::ServiceProcess;
 use crate::common::{Api, TestApp, TestOptions, clickhouse_rows_at, json_body, metric_value};
@@ -17,14 +17,20 @@ use crate::common::{Api, TestApp, TestOptions, clickhouse_rows_at, json_body, me
 /// shipping resumes only once the replica has rejoined (its old ZooKeeper session expired).
 const CLUSTER_DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 
-fn on_cluster(database: Option<String>) -> TestOptions {
+/// Options for a node on the test cluster, on `database`.
+fn on_cluster(database: String) -> TestOptions {
     let cluster = cluster();
     TestOptions {
         clickhouse_url: Some(cluster.urls()),
         cluster: Some(cluster.settings()),
-        database,
+        database: Some(database),
         ..TestOptions::default()
     }
+}
+
+/// Options for a node on a new database of the test cluster.
+async fn on_new_database() -> TestOptions {
+    on_cluster(migrated_database().await)
 }
 
 fn conversion(click: &str, order: &str, amount: &str) -> Value {
@@ -73,13 +79,13 @@ async fn drain(app: &Api) {
 #[tokio::test]
 async fn the_golden_calls_answer_as_recorded_on_a_cluster() {
     let _turn = shared().await;
-    crate::golden::answers_as_recorded(on_cluster(None)).await;
+    crate::golden::answers_as_recorded(on_new_database().await).await;
 }
 
 #[tokio::test]
 async fn migrations_create_replicated_local_tables_and_distributed_ones_on_every_node() {
     let _turn = shared().await;
-    let app = TestApp::spawn_with(on_cluster(None)).await;
+    let app = TestApp::spawn_with(on_new_database().await).await;
     for n in 1..=4 {
         let tables: HashMap<String, String> = rows_at(
             n,
@@ -113,7 +119,7 @@ async fn migrations_create_replicated_local_tables_and_distributed_ones_on_every
         }
     }
     // A second start finds everything applied and creates nothing.
-    let again = TestApp::spawn_with(on_cluster(Some(app.database.clone()))).await;
+    let again = TestApp::spawn_with(on_cluster(app.database.clone())).await;
     let (status, ready) =
         json_body(again.http.get(again.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
@@ -136,8 +142,8 @@ async fn migrations_create_replicated_local_tables_and_distributed_ones_on_every
 #[tokio::test]
 async fn the_same_order_sent_to_two_nodes_is_one_conversion() {
     let _turn = shared().await;
-    let first = TestApp::spawn_with(on_cluster(None)).await;
-    let second = TestApp::spawn_with(on_cluster(Some(first.database.clone()))).await;
+    let first = TestApp::spawn_with(on_new_database().await).await;
+    let second = TestApp::spawn_with(on_cluster(first.database.clone())).await;
     let net = first.network().await;
     let click = first.click(&net.link_url).await;
     wait_until_known(&second, &net.brand_key, &click).await;
@@ -219,8 +225,8 @@ async fn the_same_order_sent_to_two_nodes_is_one_conversion() {
 #[tokio::test]
 async fn catalog_changes_and_reviews_on_one_node_are_honoured_on_the_other() {
     let _turn = shared().await;
-    let first = TestApp::spawn_with(on_cluster(None)).await;
-    let second = TestApp::spawn_with(on_cluster(Some(first.database.clone()))).await;
+    let first = TestApp::spawn_with(on_new_database().await).await;
+    let second = TestApp::spawn_with(on_cluster(first.database.clone())).await;
     let net = first.network().await;
     // The link, followed on the second node.
     let link_path = net.link_url.split("/c/").nth(1).unwrap();
@@ -290,7 +296,7 @@ async fn catalog_changes_and_reviews_on_one_node_are_honoured_on_the_other() {
 async fn killing_a_replica_under_load_loses_and_duplicates_nothing() {
     let _turn = exclusive().await;
     let cluster = cluster();
-    let app = TestApp::spawn_with(on_cluster(None)).await;
+    let app = TestApp::spawn_with(on_new_database().await).await;
     let net = app.network().await;
     let click = app.click(&net.link_url).await;
     let (_, ready) = json_body(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
@@ -415,7 +421,7 @@ async fn a_migration_with_a_node_down_fails_clearly_and_in_time() {
 async fn a_whole_shard_down_keeps_acknowledging_and_loses_nothing() {
     let _turn = exclusive().await;
     let cluster = cluster();
-    let app = TestApp::spawn_with(on_cluster(None)).await;
+    let app = TestApp::spawn_with(on_new_database().await).await;
     let net = app.network().await;
     let click = app.click(&net.link_url).await;
 
@@ -446,7 +452,7 @@ async fn a_whole_shard_down_keeps_acknowledging_and_loses_nothing() {
 async fn an_ingest_node_killed_under_load_while_another_serves_loses_nothing() {
     let _turn = shared().await;
     let cluster = cluster();
-    let database = format!("test_k9_{}", std::process::id());
+    let database = migrated_database().await;
     let env = [("AFFILYNC_CLICKHOUSE_CLUSTER", crate::common::cluster::NAME)];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let start = |dir: std::path::PathBuf| {

@@ -10,8 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use attributor::store::ClusterSettings;
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use attributor::store::{ClusterSettings, StoreTimeouts};
+use attributor::{Store, StoreSettings};
+use rand::RngCore;
+use tokio::sync::{Mutex as AsyncMutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 const DEFAULT_PORT_BASE: u16 = 29_000;
 pub const NAME: &str = "affilync";
@@ -37,6 +39,37 @@ pub async fn shared() -> RwLockReadGuard<'static, ()> {
 /// The cluster, alone: for a test that kills nodes (and restarts them before it ends).
 pub async fn exclusive() -> RwLockWriteGuard<'static, ()> {
     TURNS.write().await
+}
+
+/// Each node runs ON CLUSTER statements one at a time, in the order they were queued, so
+/// several tests migrating at once wait for each other's thirty statements, past the time a
+/// test gives a service to start. They migrate one after another instead, before their
+/// services start (which then find nothing to do).
+static MIGRATIONS: AsyncMutex<()> = AsyncMutex::const_new(());
+
+/// A new database on the cluster, created and migrated.
+pub async fn migrated_database() -> String {
+    let mut bytes = [0u8; 6];
+    rand::rng().fill_bytes(&mut bytes);
+    let database = format!("test_{}", attributor::domain::lower_hex(&bytes));
+    let cluster = cluster();
+    let settings = StoreSettings {
+        url: cluster.urls(),
+        cluster: Some(cluster.settings()),
+        database: database.clone(),
+        user: "default".into(),
+        password: String::new(),
+        timeouts: StoreTimeouts::default(),
+    };
+    let _one_at_a_time = MIGRATIONS.lock().await;
+    let store = Store::connect(&settings)
+        .await
+        .unwrap_or_else(|error| panic!("connecting to the test cluster: {error}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|error| panic!("migrating {database} on the test cluster: {error}"));
+    database
 }
 
 pub fn cluster() -> &'static TestCluster {
