@@ -16,7 +16,8 @@ package_present() {
         curl) command -v curl >/dev/null 2>&1 ;;
         prometheus) command -v promtool >/dev/null 2>&1 ;;
         python3-venv) venv_works ;;
-        zookeeperd) [ -d /usr/share/zookeeper ] ;;
+        clickhouse-client) command -v clickhouse-client >/dev/null 2>&1 ;;
+        zookeeperd) [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 ;;
         *) dpkg -s "$1" >/dev/null 2>&1 ;;
     esac
 }

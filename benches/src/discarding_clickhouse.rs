@@ -50,6 +50,7 @@ impl DiscardingClickHouse {
     pub fn store(&self) -> Store {
         Store::unconnected(&StoreSettings {
             url: format!("http://{}", self.address),
+            cluster: None,
             database: "bench".into(),
             user: "default".into(),
             password: String::new(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use attributor::clicks::ClickWriterConfig;
-use attributor::store::StoreTimeouts;
+use attributor::store::{ClusterSettings, StoreTimeouts};
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use clap::{Args, Parser, Subcommand};
 use url::Url;
@@ -63,9 +63,26 @@ pub struct CheckArgs {
 /// flattened into the load generator's, so both read the same names and variables.
 #[derive(Debug, Clone, Args)]
 pub struct ClickhouseArgs {
-    /// ClickHouse HTTP URL; unset starts a managed local clickhouse-server.
+    /// ClickHouse HTTP URL, or several separated by commas (nodes of one cluster, used one
+    /// at a time with failover); unset starts a managed local clickhouse-server.
     #[arg(long, env = "AFFILYNC_CLICKHOUSE_URL")]
     pub clickhouse_url: Option<String>,
+    /// The ClickHouse cluster (its name in the servers' remote_servers) the URLs belong to:
+    /// tables are created replicated and sharded ON CLUSTER. Unset: one server.
+    #[arg(long, env = "AFFILYNC_CLICKHOUSE_CLUSTER")]
+    pub clickhouse_cluster: Option<String>,
+    /// On a cluster: replicas of a shard that must hold an INSERT before ClickHouse
+    /// acknowledges it; 0 means all of them.
+    #[arg(long, env = "AFFILYNC_CLICKHOUSE_INSERT_QUORUM", default_value_t = 0)]
+    pub clickhouse_insert_quorum: u32,
+    /// On a cluster: longest wait, in ms, for every node to apply a schema statement (and
+    /// for an INSERT's quorum); past it the migration fails naming the cause.
+    #[arg(
+        long,
+        env = "AFFILYNC_CLICKHOUSE_DDL_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub clickhouse_ddl_timeout_ms: u64,
     /// Database, created and migrated at start.
     #[arg(long, env = "AFFILYNC_CLICKHOUSE_DATABASE", default_value = "affilync")]
     pub clickhouse_database: String,
@@ -287,10 +304,21 @@ impl ServeArgs {
 }
 
 impl ClickhouseArgs {
+    /// The cluster settings, when a cluster is named.
+    pub fn cluster(&self) -> Option<ClusterSettings> {
+        let name = self.clickhouse_cluster.as_deref()?.trim();
+        (!name.is_empty()).then(|| ClusterSettings {
+            insert_quorum: self.clickhouse_insert_quorum,
+            ddl_timeout: Duration::from_millis(self.clickhouse_ddl_timeout_ms),
+            ..ClusterSettings::new(name)
+        })
+    }
+
     /// The store's settings for the ClickHouse at `url`: the flag's, or a managed one's.
     pub fn settings(&self, url: String) -> StoreSettings {
         StoreSettings {
             url,
+            cluster: self.cluster(),
             database: self.clickhouse_database.clone(),
             user: self.clickhouse_user.clone(),
             password: self.clickhouse_password.expose().to_owned(),

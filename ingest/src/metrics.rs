@@ -3,8 +3,8 @@
 //! listed beside each metric and declared at 0 from the start. The dedup front's metrics
 //! live beside it ([`crate::dedup::DedupMetrics`]).
 
-use attributor::metrics::{counter_vec, gauge, histogram_vec};
-use prometheus::{HistogramVec, IntCounterVec, IntGauge, Registry};
+use attributor::metrics::{counter_vec, gauge, histogram_vec, registered};
+use prometheus::{HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::error::ApiError;
 
@@ -25,6 +25,9 @@ pub struct HttpMetrics {
     pub conversions_in_flight: IntGauge,
     /// 1 while this node's last ping of ClickHouse was answered in time.
     pub clickhouse_up: IntGauge,
+    /// Whether each configured ClickHouse node answered its last ping (1) or not (0),
+    /// sampled at scrape; `url`: one of AFFILYNC_CLICKHOUSE_URL's URLs.
+    pub clickhouse_node_up: IntGaugeVec,
 }
 
 impl HttpMetrics {
@@ -69,6 +72,17 @@ impl HttpMetrics {
                 registry,
                 "affilync_clickhouse_up",
                 "1 while ClickHouse answers this node's pings in time",
+            ),
+            clickhouse_node_up: registered(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "affilync_clickhouse_node_up",
+                        "Whether each configured ClickHouse node answered its last ping",
+                    ),
+                    &["url"],
+                )
+                .expect("valid metric"),
             ),
         }
     }

@@ -33,7 +33,7 @@ pub enum Command {
     /// Run a scenario, report rate and latency, then check the store.
     Run(Box<RunArgs>),
     /// Write conversions for one brand straight through the store.
-    Fill(FillArgs),
+    Fill(Box<FillArgs>),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -58,9 +58,9 @@ pub(super) async fn run(
         from = read_through + 1;
     }
     let mut outcome = Outcome::default();
-    conversions.end(&mut outcome).await;
-    commissions.end(&mut outcome).await;
-    clicks.end(&mut outcome).await;
+    conversions.end(store, &mut outcome).await;
+    commissions.end(store, &mut outcome).await;
+    clicks.end(store, &mut outcome).await;
     Ok(outcome)
 }
 
@@ -108,12 +108,14 @@ impl<R: RowOwned + RowWrite> Stream<R> {
             Err(error) => {
                 // A failed INSERT cannot take more rows; dropping it aborts it.
                 self.insert = None;
-                self.failed = Some(error.into());
+                let error = error.into();
+                store.exchange_failed(&error);
+                self.failed = Some(error);
             }
         }
     }
 
-    async fn end(self, outcome: &mut Outcome) {
+    async fn end(self, store: &Store, outcome: &mut Outcome) {
         if !self.wanted {
             return;
         }
@@ -133,7 +135,10 @@ impl<R: RowOwned + RowWrite> Stream<R> {
                     took: self.started.map_or(Duration::ZERO, |at| at.elapsed()),
                 },
             )),
-            Err(error) => outcome.failed.push((self.table, error)),
+            Err(error) => {
+                store.exchange_failed(&error);
+                outcome.failed.push((self.table, error));
+            }
         }
     }
 }

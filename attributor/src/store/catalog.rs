@@ -386,7 +386,7 @@ impl Store {
             .within(
                 kind,
                 "catalog read",
-                self.client.query(&sql).bind(since).fetch_all::<R>(),
+                self.client().query(&sql).bind(since).fetch_all::<R>(),
             )
             .await?;
         *latest = rows.iter().map(Versioned::version).fold(*latest, u64::max);

@@ -213,7 +213,7 @@ impl Store {
         self.within(
             Exchange::Bulk,
             "reconciliation query",
-            self.client.query(sql).fetch_all::<R>(),
+            self.client().query(sql).fetch_all::<R>(),
         )
         .await
     }
@@ -222,7 +222,7 @@ impl Store {
         self.within(
             Exchange::Bulk,
             "reconciliation delete",
-            self.client.query(sql).execute(),
+            self.client().query(sql).execute(),
         )
         .await
     }

@@ -54,7 +54,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "look-up by id",
-                self.client
+                self.client()
                     .query(
                         "SELECT DISTINCT conversion_id FROM conversions \
                          WHERE conversion_id IN (SELECT arrayJoin(?))",
@@ -71,7 +71,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "look-up by id",
-                self.client
+                self.client()
                     .query(
                         "SELECT ?fields FROM conversions FINAL \
                          WHERE conversion_id IN (SELECT arrayJoin(?))",
@@ -93,7 +93,7 @@ impl Store {
     pub async fn for_each_dedup_key(&self, mut each: impl FnMut(u64)) -> Result<u64, StoreError> {
         self.within(Exchange::Bulk, "dedup key scan", async {
             let mut cursor = self
-                .client
+                .client()
                 .query("SELECT dedup_key FROM conversions")
                 .fetch::<DedupKey>()?;
             let mut seen = 0;
@@ -114,7 +114,7 @@ impl Store {
             .within(
                 Exchange::Bulk,
                 "count of stored versions",
-                self.client
+                self.client()
                     .query("SELECT count() AS total FROM conversions")
                     .fetch_one::<Count>(),
             )

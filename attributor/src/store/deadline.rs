@@ -39,7 +39,9 @@ pub(crate) enum Exchange {
 
 impl Store {
     /// Runs one exchange within its kind's deadline; past it the exchange is dropped (its
-    /// connection with it) and the caller gets `Unavailable`, naming `what` was asked.
+    /// connection with it) and the caller gets `Unavailable`, naming `what` was asked. A node
+    /// that fails an exchange is not used again until it answers a ping: the caller's retry
+    /// goes to the next node.
     pub(crate) async fn within<T, E: Into<StoreError>>(
         &self,
         kind: Exchange,
@@ -47,12 +49,19 @@ impl Store {
         exchange: impl Future<Output = Result<T, E>>,
     ) -> Result<T, StoreError> {
         let limit = self.timeout(kind);
-        match tokio::time::timeout(limit, exchange).await {
+        let node = self.nodes.current();
+        let result = match tokio::time::timeout(limit, exchange).await {
             Ok(result) => result.map_err(Into::into),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "ClickHouse did not answer the {what} within {limit:?}"
             ))),
+        };
+        if let Err(error) = &result
+            && error.is_node_failure()
+        {
+            self.nodes.failed(node);
         }
+        result
     }
 
     pub(crate) fn timeout(&self, kind: Exchange) -> Duration {

@@ -30,7 +30,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "clock query",
-                self.client
+                self.client()
                     .query("SELECT toUInt32(now()) AS now")
                     .fetch_one::<Now>(),
             )
@@ -47,7 +47,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "dedup log read",
-                self.client
+                self.client()
                     .query(
                         "SELECT dedup_key, toUInt32(written_at) AS written FROM dedup_log \
                          WHERE written_at >= toDateTime(?)",
@@ -77,23 +77,19 @@ impl Store {
             .within(
                 Exchange::Read,
                 "dedup log partitions",
-                self.client
+                self.client()
                     .query(
                         "SELECT DISTINCT partition FROM system.parts \
-                         WHERE database = ? AND table = 'dedup_log' AND active",
+                         WHERE database = ? AND table = ? AND active",
                     )
                     .bind(self.database())
+                    .bind(self.local_name("dedup_log"))
                     .fetch_all::<Partition>(),
             )
             .await?;
         for old in partitions.iter().filter(|p| p.partition < first_kept) {
-            let drop = format!("ALTER TABLE dedup_log DROP PARTITION {}", old.partition);
-            self.within(
-                Exchange::Bulk,
-                "dedup log trim",
-                self.client.query(&drop).execute(),
-            )
-            .await?;
+            let drop = self.alter_local("dedup_log", &format!("DROP PARTITION {}", old.partition));
+            self.ddl(&drop).await?;
         }
         Ok(())
     }

@@ -17,6 +17,22 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+
+    /// Whether a quorum INSERT was refused because another one into the same table and
+    /// shard has not reached its quorum yet.
+    pub(crate) fn is_quorum_busy(&self) -> bool {
+        matches!(self, StoreError::Unavailable(text) if exception_code(text) == Some(286))
+    }
+
+    /// Whether the node asked is to blame (it did not answer, or said it cannot serve),
+    /// rather than the statement or the rest of the cluster; another node may do better.
+    pub(crate) fn is_node_failure(&self) -> bool {
+        let StoreError::Unavailable(text) = self else {
+            return false;
+        };
+        // A shard or quorum the whole cluster lacks is not this node's fault.
+        !matches!(exception_code(text), Some(279 | 285 | 286 | 319))
+    }
 }
 
 impl From<clickhouse::error::Error> for StoreError {
@@ -68,8 +84,13 @@ fn is_retryable_code(code: u32) -> bool {
             | 241 // MEMORY_LIMIT_EXCEEDED: usually transient pressure from other queries
             | 242 // TABLE_IS_READ_ONLY
             | 252 // TOO_MANY_PARTS: merges will catch up
+            | 254 // NO_ACTIVE_REPLICAS / a replica became inactive during a quorum INSERT
+            | 279 // ALL_CONNECTION_TRIES_FAILED: a whole shard is away
+            | 285 // TOO_FEW_LIVE_REPLICAS: the INSERT's quorum cannot be met now
+            | 286 // UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE: another quorum INSERT in flight
             | 319 // UNKNOWN_STATUS_OF_INSERT
             | 425 // SYSTEM_ERROR
+            | 999 // KEEPER_EXCEPTION: ZooKeeper unreachable or its session being renewed
     )
 }
 
@@ -95,5 +116,21 @@ mod tests {
         );
         assert!(!StoreError::from(syntax).is_retryable());
         assert!(StoreError::from(clickhouse::error::Error::TimedOut).is_retryable());
+    }
+
+    #[test]
+    fn cluster_states_are_retried_and_told_apart() {
+        let busy = StoreError::from(clickhouse::error::Error::BadResponse(
+            "Code: 286, e.displayText() = DB::Exception: Quorum for previous write has not been \
+             satisfied yet"
+                .into(),
+        ));
+        assert!(busy.is_retryable() && busy.is_quorum_busy() && !busy.is_node_failure());
+        let shard_away = StoreError::from(clickhouse::error::Error::BadResponse(
+            "Code: 279, e.displayText() = DB::Exception: All connection tries failed".into(),
+        ));
+        assert!(shard_away.is_retryable() && !shard_away.is_node_failure());
+        let refused = StoreError::from(clickhouse::error::Error::Network("refused".into()));
+        assert!(refused.is_node_failure() && !refused.is_quorum_busy());
     }
 }

@@ -6,6 +6,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::cluster_ddl::{Renderer, Tables};
 use super::deadline::Exchange;
 use super::{Store, StoreError};
 
@@ -82,14 +83,24 @@ impl Migration {
 }
 
 impl Store {
-    /// Applies the migrations not yet recorded; returns the numbers it applied.
+    /// Applies the migrations not yet recorded; returns the numbers it applied. On a
+    /// cluster each statement is first rendered into its cluster form (see `cluster.rs`).
     pub async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
-        self.schema(LEDGER).await?;
+        let mut renderer = self.settings.cluster.as_ref().map(|cluster| Renderer {
+            database: &self.settings.database,
+            cluster: &cluster.name,
+            tables: Tables::default(),
+        });
+        // On a cluster, ON CLUSTER statements wait for every node; a node that starts while
+        // another is down must not need one when there is nothing to create.
+        if renderer.is_none() || !self.table_exists("schema_migrations").await? {
+            self.apply(&mut renderer, LEDGER).await?;
+        }
         let applied: Vec<u32> = self
             .within(
                 Exchange::Read,
                 "migration ledger read",
-                self.client
+                self.client()
                     .query("SELECT DISTINCT number FROM schema_migrations")
                     .fetch_all::<Applied>(),
             )
@@ -98,22 +109,35 @@ impl Store {
             .map(|row| row.number)
             .collect();
         let mut newly_applied = Vec::new();
-        for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.number)) {
+        for migration in MIGRATIONS {
+            let done = applied.contains(&migration.number);
             for statement in migration.statements() {
-                self.schema(&statement).await?;
+                match renderer.as_mut() {
+                    // What the applied ones created is still needed to render what follows.
+                    Some(renderer) if done => drop(renderer.render(&statement)?),
+                    _ if done => {}
+                    _ => self.apply(&mut renderer, &statement).await?,
+                }
             }
-            self.within(
-                Exchange::Write,
-                "migration ledger update",
-                self.client
-                    .query(
-                        "INSERT INTO schema_migrations (number, name, applied_at) VALUES (?, ?, ?)",
-                    )
-                    .bind(migration.number)
-                    .bind(migration.name)
-                    .bind(OffsetDateTime::now_utc().unix_timestamp())
-                    .execute(),
-            )
+            if done {
+                continue;
+            }
+            let applied_at = OffsetDateTime::now_utc().unix_timestamp();
+            self.while_quorum_busy(|| {
+                self.within(
+                    Exchange::Write,
+                    "migration ledger update",
+                    self.client()
+                        .query(
+                            "INSERT INTO schema_migrations (number, name, applied_at) \
+                             VALUES (?, ?, ?)",
+                        )
+                        .bind(migration.number)
+                        .bind(migration.name)
+                        .bind(applied_at)
+                        .execute(),
+                )
+            })
             .await?;
             tracing::info!(
                 number = migration.number,
@@ -125,13 +149,21 @@ impl Store {
         Ok(newly_applied)
     }
 
-    async fn schema(&self, statement: &str) -> Result<(), StoreError> {
-        self.within(
-            Exchange::Bulk,
-            "schema statement",
-            self.client.query(statement).execute(),
-        )
-        .await
+    /// One statement of a migration, in its cluster form when there is a cluster.
+    async fn apply(
+        &self,
+        renderer: &mut Option<Renderer<'_>>,
+        statement: &str,
+    ) -> Result<(), StoreError> {
+        match renderer {
+            Some(renderer) => {
+                for rendered in renderer.render(statement)? {
+                    self.ddl(&rendered).await?;
+                }
+                Ok(())
+            }
+            None => self.ddl(statement).await,
+        }
     }
 }
 

@@ -5,16 +5,20 @@
 mod catalog;
 mod check;
 mod clicks;
+mod cluster;
+mod cluster_ddl;
 mod conversions;
 mod deadline;
 mod dedup_log;
 mod error;
 mod listing;
 mod migrate;
+mod nodes;
 mod rows;
 mod shipped_table;
 mod touches;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clickhouse::insert::Insert;
@@ -22,10 +26,12 @@ use clickhouse::{Client, RowOwned, RowWrite};
 use deadline::Exchange;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use nodes::Nodes;
 
 pub use catalog::CatalogSnapshot;
 pub use check::{CheckScope, Problem};
 pub use clicks::ClickRow;
+pub use cluster::ClusterSettings;
 pub use deadline::StoreTimeouts;
 pub use error::StoreError;
 pub use listing::{ListFilter, ListOwner, PageRequest};
@@ -37,7 +43,11 @@ pub use touches::EmailTouch;
 /// Where the store lives.
 #[derive(Clone, Debug)]
 pub struct StoreSettings {
+    /// One ClickHouse HTTP URL, or several separated by commas (nodes of one cluster): the
+    /// store uses one and fails over to the next.
     pub url: String,
+    /// The cluster the URLs belong to; `None` for a single server.
+    pub cluster: Option<ClusterSettings>,
     pub database: String,
     pub user: String,
     pub password: String,
@@ -47,7 +57,9 @@ pub struct StoreSettings {
 /// A handle on the service's database; cheap to clone (clones share the connection pool).
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
+    /// One client per node of `nodes`, in the same order.
+    clients: Arc<[Client]>,
+    nodes: Arc<Nodes>,
     server_version: (u32, u32),
     settings: StoreSettings,
 }
@@ -63,6 +75,7 @@ impl Store {
     pub fn detached() -> Self {
         Self::unconnected(&StoreSettings {
             url: "http://127.0.0.1:9".into(),
+            cluster: None,
             database: "detached".into(),
             user: "default".into(),
             password: String::new(),
@@ -84,49 +97,85 @@ impl Store {
                 settings.database
             )));
         }
-        let server = http_client()
-            .with_url(&settings.url)
-            .with_user(&settings.user)
-            .with_password(&settings.password)
-            // Until the version is known, speak the format every server understands.
-            .with_validation(false);
+        if let Some(cluster) = &settings.cluster
+            && !cluster
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            // It is written into ON CLUSTER and Distributed(...) unquoted.
+            return Err(StoreError::Refused(format!(
+                "cluster name {:?} (AFFILYNC_CLICKHOUSE_CLUSTER) must be letters, digits and \
+                 underscores",
+                cluster.name
+            )));
+        }
+        let nodes = Nodes::parse(&settings.url)?;
+        let mut settings = settings.clone();
+        // Until the version is known, speak the format every server understands.
+        let server = with_settings(http_client(), &settings).with_validation(false);
+        let server = match &settings.cluster {
+            Some(cluster) => cluster.apply(server),
+            None => server,
+        };
         let unknown = Store {
-            client: server.clone(),
+            clients: nodes::clients(&nodes, &server),
+            nodes: Arc::clone(&nodes),
             server_version: (0, 0),
             settings: settings.clone(),
         };
-        let version: String = unknown
-            .within(
-                Exchange::Read,
-                "version query",
-                server.query("SELECT version()").fetch_one(),
-            )
-            .await?;
+        let version: String = unknown.first_answer().await?;
         let server_version = parse_version(&version);
-        let create = format!("CREATE DATABASE IF NOT EXISTS {}", settings.database);
-        unknown
-            .within(
-                Exchange::Bulk,
-                "database creation",
-                server.query(&create).execute(),
-            )
-            .await?;
+        if let Some(cluster) = settings.cluster.as_mut() {
+            cluster.insert_quorum = unknown.quorum_of(cluster).await?;
+        }
+        unknown.create_database().await?;
         let client = server
             .with_database(&settings.database)
             .with_validation(server_version >= FIRST_VERSION_WITH_VALIDATION);
+        let client = match &settings.cluster {
+            Some(cluster) => cluster.apply_quorum(client),
+            None => client,
+        };
         tracing::debug!(version, database = %settings.database, "connected to clickhouse");
         Ok(Self {
-            client,
+            clients: nodes::clients(&nodes, &client),
+            nodes,
             server_version,
-            settings: settings.clone(),
+            settings,
         })
+    }
+
+    /// The server version, asked of each node in turn until one answers.
+    async fn first_answer(&self) -> Result<String, StoreError> {
+        let mut last_error = None;
+        for _ in 0..self.nodes.urls().len() {
+            match self
+                .within(
+                    Exchange::Read,
+                    "version query",
+                    self.client()
+                        .query("SELECT version()")
+                        .fetch_one::<String>(),
+                )
+                .await
+            {
+                Ok(version) => return Ok(version),
+                Err(error) if error.is_retryable() => last_error = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.expect("at least one node is configured"))
     }
 
     /// A handle that has not talked to the server yet (version unknown, rows unvalidated),
     /// for tools and benches that may never reach it; [`Store::connect`] is for the service.
     pub fn unconnected(settings: &StoreSettings) -> Self {
+        let nodes = Nodes::parse(&settings.url)
+            .unwrap_or_else(|_| Nodes::parse("http://127.0.0.1:9").expect("a literal URL parses"));
         let unknown = Self {
-            client: http_client(),
+            clients: nodes::clients(&nodes, &http_client()),
+            nodes,
             server_version: (0, 0),
             settings: settings.clone(),
         };
@@ -150,14 +199,16 @@ impl Store {
 
     /// This store's settings on another HTTP client.
     fn on(&self, client: Client) -> Self {
-        let client = client
-            .with_url(&self.settings.url)
-            .with_user(&self.settings.user)
-            .with_password(&self.settings.password)
+        let client = with_settings(client, &self.settings)
             .with_database(&self.settings.database)
             .with_validation(self.server_version >= FIRST_VERSION_WITH_VALIDATION);
+        let client = match &self.settings.cluster {
+            Some(cluster) => cluster.apply_quorum(cluster.apply(client)),
+            None => client,
+        };
         Self {
-            client,
+            clients: nodes::clients(&self.nodes, &client),
+            nodes: Arc::clone(&self.nodes),
             server_version: self.server_version,
             settings: self.settings.clone(),
         }
@@ -167,22 +218,31 @@ impl Store {
         &self.settings.database
     }
 
+    /// The client of the node in use now.
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.clients[self.nodes.current()]
+    }
+
+    /// The cluster's name, when the store runs on one.
+    pub fn cluster(&self) -> Option<&ClusterSettings> {
+        self.settings.cluster.as_ref()
     }
 
     /// One INSERT of all `rows` into `table`.
     pub(crate) async fn insert_rows<'r, R: RowOwned + RowWrite + 'r>(
         &self,
         table: &str,
-        rows: impl IntoIterator<Item = &'r R>,
+        rows: impl IntoIterator<Item = &'r R> + Clone,
     ) -> Result<(), StoreError> {
-        self.within(Exchange::Write, "INSERT", async {
-            let mut insert = self.begin_insert::<R>(table).await?;
-            for row in rows {
-                insert.write(row).await?;
-            }
-            insert.end().await.map_err(StoreError::from)
+        self.while_quorum_busy(|| {
+            let rows = rows.clone();
+            self.within(Exchange::Write, "INSERT", async {
+                let mut insert = self.begin_insert::<R>(table).await?;
+                for row in rows {
+                    insert.write(row).await?;
+                }
+                insert.end().await.map_err(StoreError::from)
+            })
         })
         .await
     }
@@ -195,14 +255,15 @@ impl Store {
     ) -> Result<Insert<R>, StoreError> {
         let limit = self.timeout(Exchange::Write);
         let insert = self
-            .within(Exchange::Write, "INSERT", self.client.insert::<R>(table))
+            .within(Exchange::Write, "INSERT", self.client().insert::<R>(table))
             .await?;
         Ok(insert.with_timeouts(Some(limit), Some(limit)))
     }
 
     /// Whether ClickHouse answers a trivial query within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
-        match tokio::time::timeout(timeout, self.client.query("SELECT 1").fetch_one::<u8>()).await {
+        match tokio::time::timeout(timeout, self.client().query("SELECT 1").fetch_one::<u8>()).await
+        {
             Ok(answer) => answer.map(drop).map_err(StoreError::from),
             Err(_) => Err(StoreError::Unavailable("ping timed out".into())),
         }
@@ -229,6 +290,13 @@ fn http_client_keeping(idle: usize) -> Client {
     // and e-mail touches; by default ClickHouse writes those one after another, which is
     // most of a batch's INSERT time.
     Client::with_http_client(http).with_setting("parallel_view_processing", "1")
+}
+
+/// The credentials of `settings` on `client`.
+fn with_settings(client: Client, settings: &StoreSettings) -> Client {
+    client
+        .with_user(&settings.user)
+        .with_password(&settings.password)
 }
 
 /// As the `clickhouse` crate sets them: ClickHouse closes idle connections after 3 s, so

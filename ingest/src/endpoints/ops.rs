@@ -26,6 +26,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .set(state.pipeline.queue_depth() as i64);
     state.dedup.sample_metrics();
     state.journal.sample_metrics();
+    for (url, up) in state.store.node_states() {
+        state
+            .metrics
+            .clickhouse_node_up
+            .with_label_values(&[&url])
+            .set(i64::from(up));
+    }
     let mut text = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut text) {
@@ -56,9 +63,27 @@ pub async fn healthz() -> HttpResponse {
     responses((status = 200, description = "Ready to take conversions; ClickHouse's reachability, the bloom filter's seeding and the journal's shipping lag", body = Object))
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let clickhouse = match state.store.ping(READY_TIMEOUT).await {
-        Ok(()) => json!({"status": "reachable"}),
-        Err(error) => json!({"status": "unreachable", "error": error.to_string()}),
+    let pinged = state.store.ping_nodes(READY_TIMEOUT).await;
+    let in_use = state.store.node_in_use().to_owned();
+    let nodes: Vec<_> = pinged
+        .into_iter()
+        .map(|(url, answer)| {
+            let used = url == in_use;
+            match answer {
+                Ok(()) => json!({"url": url, "status": "reachable", "in_use": used}),
+                Err(error) => json!({
+                    "url": url, "status": "unreachable", "in_use": used, "error": error.to_string(),
+                }),
+            }
+        })
+        .collect();
+    let clickhouse = match nodes.iter().find(|node| node["status"] == "reachable") {
+        Some(_) => json!({"status": "reachable", "nodes": nodes}),
+        None => json!({
+            "status": "unreachable",
+            "error": nodes.first().map(|node| node["error"].clone()),
+            "nodes": nodes,
+        }),
     };
     let pending = state.journal.pending_records();
     let lag_seconds = state.journal.lag_seconds();

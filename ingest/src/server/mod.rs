@@ -29,6 +29,8 @@ use crate::pixel_script::PixelScript;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 
+const NODE_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Connects to ClickHouse, migrates, loads the catalog, opens the journal, starts the
 /// attribution workers and the shipper, and serves HTTP on `listener` until `shutdown`
 /// resolves. Then it drains: in-flight requests finish, queued conversions and clicks are
@@ -42,6 +44,8 @@ pub async fn serve(
         .await
         .with_context(|| format!("connecting to ClickHouse at {}", config.store.url))?;
     store.migrate().await.context("applying migrations")?;
+    // With several ClickHouse URLs: notice a node that returns, and show each one's state.
+    store.watch_nodes(NODE_PING_INTERVAL);
     let catalog = Arc::new(
         Catalog::load(store.clone(), config.clock.clone())
             .await

@@ -18,7 +18,11 @@ use time::{Duration, OffsetDateTime};
 
 #[tokio::test]
 async fn the_api_documents_calls_answer_as_recorded() {
-    let options = TestOptions::default();
+    answers_as_recorded(TestOptions::default()).await;
+}
+
+/// Runs every golden file in order against a node started with `options`.
+pub async fn answers_as_recorded(options: TestOptions) {
     // Noon UTC, so the run's minutes never straddle midnight and `{{today}}` holds.
     let now = OffsetDateTime::now_utc();
     let noon = now.replace_time(time::macros::time!(12:00));

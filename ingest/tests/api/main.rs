@@ -9,6 +9,7 @@ mod attribution;
 mod bad_input;
 mod browser;
 mod catalog_and_clicks;
+mod cluster;
 mod cross_device;
 mod demo;
 mod durability;

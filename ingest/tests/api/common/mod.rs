@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod clickhouse;
+pub mod cluster;
 pub mod load;
 pub mod process;
 pub mod proxy;
@@ -63,6 +64,8 @@ pub struct TestOptions {
     pub data_dir: Option<PathBuf>,
     /// Talk to ClickHouse through this URL (a proxy); default: the test server.
     pub clickhouse_url: Option<String>,
+    /// The cluster `clickhouse_url` names the nodes of; default: one server.
+    pub cluster: Option<attributor::store::ClusterSettings>,
     pub clock: TestClock,
     pub pipeline: PipelineConfig,
     pub shipper: ShipperConfig,
@@ -80,6 +83,7 @@ impl Default for TestOptions {
             database: None,
             data_dir: None,
             clickhouse_url: None,
+            cluster: None,
             clock: TestClock::default(),
             pipeline: PipelineConfig::default(),
             // Ships often, so that tests which read ClickHouse wait little for the journal.
@@ -135,6 +139,7 @@ impl TestApp {
         let config = Config {
             store: StoreSettings {
                 url: options.clickhouse_url.unwrap_or_else(clickhouse::url),
+                cluster: options.cluster,
                 database: database.clone(),
                 user: "default".into(),
                 password: String::new(),
