@@ -18,6 +18,7 @@ pub mod domain;
 pub mod journal;
 pub mod metrics;
 pub mod pipeline;
+pub mod reports;
 pub mod runtime;
 pub mod shipper;
 pub mod store;

@@ -168,6 +168,9 @@ pub struct ServeArgs {
     /// that is more; a full filter is rebuilt larger).
     #[arg(long, env = "AFFILYNC_BLOOM_CAPACITY", default_value_t = 10_000_000)]
     pub bloom_capacity: u64,
+    /// Longest time range, in days, one report may cover.
+    #[arg(long, env = "AFFILYNC_REPORT_MAX_DAYS", default_value_t = 400)]
+    pub report_max_days: u32,
 }
 
 /// Everything [`crate::serve`] needs, resolved: URLs known, secrets loaded.
@@ -191,6 +194,8 @@ pub struct Config {
     /// How long the shipper may keep shipping at shutdown; what is left waits in the
     /// journal for the next start.
     pub shutdown_ship_timeout: Duration,
+    /// Longest time range, in days, one report may cover.
+    pub report_max_days: u32,
     pub clock: Clock,
 }
 
@@ -242,6 +247,7 @@ impl ServeArgs {
             catalog_refresh: Duration::from_millis(self.catalog_refresh_ms),
             shutdown_timeout: Duration::from_secs(30),
             shutdown_ship_timeout: Duration::from_secs(10),
+            report_max_days: self.report_max_days,
             clock: Clock::system(),
         }
     }

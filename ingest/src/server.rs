@@ -103,6 +103,7 @@ pub async fn serve(
         catalog,
         dedup,
         list_totals: ListTotals::new(),
+        report_max_days: config.report_max_days,
         pipeline: pipeline.clone(),
         journal: Arc::clone(&journal),
         clicks: clicks.clone(),

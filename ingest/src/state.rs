@@ -20,6 +20,7 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub dedup: Arc<DedupFront>,
     pub list_totals: ListTotals,
+    pub report_max_days: u32,
     pub pipeline: Pipeline,
     pub journal: Arc<Journal>,
     pub clicks: ClickRecorder,

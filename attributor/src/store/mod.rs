@@ -11,6 +11,7 @@ mod dedup_log;
 mod error;
 mod listing;
 mod migrate;
+mod reports;
 mod rows;
 mod shipped_table;
 mod touches;

@@ -6,6 +6,7 @@ mod listing;
 mod ops;
 mod pixel;
 mod report;
+mod reports;
 mod review;
 
 pub use pixel::PixelScript;
@@ -35,6 +36,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(listing::get))
                 .route(web::patch().to(review::patch)),
         )
+        .service(resource("/api/reports").route(web::get().to(reports::report)))
         .service(resource("/c/{link_id}").route(web::get().to(click::redirect)))
         .service(resource("/pixel.js").route(web::get().to(pixel::script)))
         .service(resource("/api/admin/brands").route(web::post().to(admin::create_brand)))

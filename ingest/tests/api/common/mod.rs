@@ -158,6 +158,7 @@ impl TestApp {
             dedup: options.dedup,
             shutdown_timeout: Duration::from_secs(10),
             shutdown_ship_timeout: options.shutdown_ship_timeout,
+            report_max_days: 400,
             clock: options.clock.clock(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
