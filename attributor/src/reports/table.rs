@@ -115,8 +115,10 @@ impl ReportRow {
             .add(&group.commission_currency, group.commission);
     }
 
-    fn money_key(&self, key: SortKey) -> Vec<(String, Decimal)> {
-        match key {
+    /// The figures a money sort compares: the values in currency order (one, where the
+    /// request has one currency per row), then the currencies.
+    fn money_key(&self, key: SortKey) -> (Vec<Decimal>, Vec<String>) {
+        let sums: Vec<(String, Decimal)> = match key {
             SortKey::Amount => self.amount.0.clone().into_iter().collect(),
             SortKey::Commission => self.commission.0.clone().into_iter().collect(),
             _ => self
@@ -125,7 +127,8 @@ impl ReportRow {
                 .into_iter()
                 .map(|(code, text)| (code, text.parse().unwrap_or_default()))
                 .collect(),
-        }
+        };
+        sums.into_iter().map(|(code, value)| (value, code)).unzip()
     }
 }
 

@@ -16,4 +16,6 @@ mod hardening;
 mod idempotency;
 mod operations;
 mod pixel_script;
+mod reports;
+mod reports_reconciliation;
 mod tenancy;
