@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use attributor::clicks::ClickWriterConfig;
+use attributor::reports::RollupConfig;
 use attributor::store::StoreTimeouts;
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use clap::{Args, Parser, Subcommand};
@@ -171,6 +172,13 @@ pub struct ServeArgs {
     /// Longest time range, in days, one report may cover.
     #[arg(long, env = "AFFILYNC_REPORT_MAX_DAYS", default_value_t = 400)]
     pub report_max_days: u32,
+    /// Keep hourly report rollups and answer reports from them where they are exact
+    /// (false: every report reads the raw rows).
+    #[arg(long, env = "AFFILYNC_REPORT_ROLLUPS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub report_rollups: bool,
+    /// Time between two refreshes of the report rollups: how far rollup reports may lag.
+    #[arg(long, env = "AFFILYNC_REPORT_REFRESH_MS", default_value_t = 5_000)]
+    pub report_refresh_ms: u64,
 }
 
 /// Everything [`crate::serve`] needs, resolved: URLs known, secrets loaded.
@@ -196,6 +204,7 @@ pub struct Config {
     pub shutdown_ship_timeout: Duration,
     /// Longest time range, in days, one report may cover.
     pub report_max_days: u32,
+    pub report_rollups: RollupConfig,
     pub clock: Clock,
 }
 
@@ -248,6 +257,11 @@ impl ServeArgs {
             shutdown_timeout: Duration::from_secs(30),
             shutdown_ship_timeout: Duration::from_secs(10),
             report_max_days: self.report_max_days,
+            report_rollups: RollupConfig {
+                enabled: self.report_rollups,
+                interval: Duration::from_millis(self.report_refresh_ms),
+                ..RollupConfig::default()
+            },
             clock: Clock::system(),
         }
     }

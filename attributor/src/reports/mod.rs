@@ -10,8 +10,12 @@
 //! click figures (clicks, conversion rate and EPC are null), and filters on them narrow
 //! conversions only; the totals always count every click in scope.
 
+mod refresher;
 mod spec;
 mod table;
 
-pub use spec::{Dimension, Granularity, ReportFilter, ReportScope, ReportSpec, SortKey};
+pub use refresher::{RollupConfig, RollupRefresher};
+pub use spec::{
+    Dimension, Granularity, ReportFilter, ReportScope, ReportSource, ReportSpec, SortKey,
+};
 pub use table::{ClickGroup, ConversionGroup, Money, ReportRow, ReportTable};

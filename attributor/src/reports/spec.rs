@@ -197,4 +197,98 @@ impl ReportSpec {
     pub fn rows_have_clicks(&self) -> bool {
         self.group_by.iter().all(|d| d.applies_to_clicks())
     }
+
+    /// Whether the hourly rollups (UTC hours) answer this report exactly: its range starts
+    /// and ends on whole hours, and its zone is a whole number of hours from UTC all
+    /// through it, so every local bucket is a union of UTC hours.
+    pub fn rollups_apply(&self) -> bool {
+        let whole_hour = |seconds: i64| seconds.rem_euclid(3600) == 0;
+        if !whole_hour(self.from.unix_timestamp()) || !whole_hour(self.until.unix_timestamp()) {
+            return false;
+        }
+        let (Ok(from), Ok(until)) = (
+            jiff::Timestamp::from_second(self.from.unix_timestamp()),
+            jiff::Timestamp::from_second(self.until.unix_timestamp()),
+        ) else {
+            return false;
+        };
+        let whole_offset = |offset: jiff::tz::Offset| offset.seconds() % 3600 == 0;
+        whole_offset(self.time_zone.to_offset(from))
+            && self
+                .time_zone
+                .following(from)
+                .take_while(|transition| transition.timestamp() < until)
+                .all(|transition| whole_offset(transition.offset()))
+    }
+}
+
+/// Where a report's figures are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportSource {
+    /// Every conversion and click of the range, collapsed to their latest versions.
+    Raw,
+    /// The hourly rollups; exact where [`ReportSpec::rollups_apply`], and as fresh as
+    /// their last refresh.
+    Rollups,
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn spec(zone: &str, from: OffsetDateTime, until: OffsetDateTime) -> ReportSpec {
+        ReportSpec {
+            scope: ReportScope::Brand(BrandId::generate()),
+            from,
+            until,
+            time_zone: TimeZone::get(zone).unwrap(),
+            time_zone_name: zone.into(),
+            filter: ReportFilter::default(),
+            group_by: vec![Dimension::Time(Granularity::Day)],
+            sort: vec![],
+        }
+    }
+
+    #[test]
+    fn rollups_answer_whole_hour_ranges_in_whole_hour_zones() {
+        // Berlin's days across its spring change: 23 whole UTC hours.
+        let berlin = spec(
+            "Europe/Berlin",
+            datetime!(2026-03-28 23:00 UTC),
+            datetime!(2026-03-29 22:00 UTC),
+        );
+        assert!(berlin.rollups_apply());
+        let minutes = spec(
+            "UTC",
+            datetime!(2026-03-28 23:30 UTC),
+            datetime!(2026-03-29 22:00 UTC),
+        );
+        assert!(!minutes.rollups_apply());
+        let kolkata = spec(
+            "Asia/Kolkata",
+            datetime!(2026-03-28 18:30 UTC),
+            datetime!(2026-03-29 18:30 UTC),
+        );
+        assert!(!kolkata.rollups_apply());
+        // Lord Howe is +11:00 until 2026-04-05, then +10:30.
+        let before = datetime!(2026-03-01 13:00 UTC);
+        assert!(
+            spec(
+                "Australia/Lord_Howe",
+                before,
+                datetime!(2026-04-01 13:00 UTC)
+            )
+            .rollups_apply()
+        );
+        assert!(
+            !spec(
+                "Australia/Lord_Howe",
+                before,
+                datetime!(2026-04-10 13:00 UTC)
+            )
+            .rollups_apply()
+        );
+    }
 }

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "dedup_log",
         sql: include_str!("../../../sql/0006_dedup_log.sql"),
     },
+    Migration {
+        number: 7,
+        name: "report_rollups",
+        sql: include_str!("../../../sql/0007_report_rollups.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

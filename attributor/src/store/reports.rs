@@ -7,6 +7,10 @@
 //! to that latest status. Clicks are counted with `uniqExact(click_id)`, so a click
 //! shipped twice counts once. Reads go to the copies sorted by owner and time, narrowed by
 //! the owner and the time range on their primary key.
+//!
+//! The same reads run over the hourly rollups (`sql/0007_report_rollups.sql`, kept by
+//! [`crate::reports::RollupRefresher`]) when the caller asks for them: there every status
+//! of a rollup row becomes a row of its own (`arrayJoin`), and the outer query is the same.
 
 use clickhouse::Row;
 use rust_decimal::Decimal;
@@ -15,8 +19,45 @@ use serde::Deserialize;
 use super::deadline::Exchange;
 use super::{Store, StoreError};
 use crate::reports::{
-    ClickGroup, ConversionGroup, Dimension, Granularity, ReportScope, ReportSpec,
+    ClickGroup, ConversionGroup, Dimension, Granularity, ReportScope, ReportSource, ReportSpec,
 };
+
+/// Each conversion of `{table}` matching `{conditions}` once, in its latest version, under
+/// names that do not shadow the stored columns (which the WHERE reads).
+pub(super) const LATEST_CONVERSIONS: &str = "SELECT conversion_id, toUInt64(1) AS n, \
+       argMax(created_at, version) AS latest_created_at, \
+       argMax(campaign_id, version) AS latest_campaign_id, \
+       argMax(affiliate_id, version) AS latest_affiliate_id, \
+       argMax(link_id, version) AS latest_link_id, \
+       argMax(event_type, version) AS latest_event_type, \
+       argMax(status, version) AS latest_status, \
+       argMax(currency, version) AS latest_currency, \
+       argMax(amount, version) AS latest_amount, \
+       argMax(commission_currency, version) AS latest_commission_currency, \
+       argMax(commission_amount, version) AS latest_commission \
+FROM {table} WHERE {conditions} GROUP BY conversion_id";
+
+/// The rollup rows of `{conditions}`, one per status with conversions in it, under the
+/// names of [`LATEST_CONVERSIONS`], `n` being how many conversions the row stands for.
+const ROLLUP_CONVERSIONS: &str = "SELECT * FROM ( \
+    SELECT hour AS latest_created_at, \
+       campaign_id AS latest_campaign_id, \
+       affiliate_id AS latest_affiliate_id, \
+       link_id AS latest_link_id, \
+       event_type AS latest_event_type, \
+       currency AS latest_currency, \
+       commission_currency AS latest_commission_currency, \
+       arrayJoin([ \
+           ('pending', pending, amount_pending, commission_pending), \
+           ('approved', approved, amount_approved, commission_approved), \
+           ('rejected', rejected, amount_rejected, commission_rejected) \
+       ]) AS per_status, \
+       tupleElement(per_status, 1) AS latest_status, \
+       tupleElement(per_status, 2) AS n, \
+       tupleElement(per_status, 3) AS latest_amount, \
+       tupleElement(per_status, 4) AS latest_commission \
+    FROM report_conversions_hourly FINAL WHERE {conditions} \
+) WHERE n > 0";
 
 #[derive(Row, Deserialize)]
 struct ClickCount {
@@ -61,6 +102,16 @@ const LATEST: Columns = Columns {
 
 const CLICKS: Columns = Columns {
     time: "clicked_at",
+    campaign: "campaign_id",
+    affiliate: "affiliate_id",
+    link: "link_id",
+    event_type: "''",
+    status: "''",
+    currency: "''",
+};
+
+const CLICK_ROLLUPS: Columns = Columns {
+    time: "hour",
     campaign: "campaign_id",
     affiliate: "affiliate_id",
     link: "link_id",
@@ -161,14 +212,18 @@ impl Conditions {
 
 impl Store {
     /// The click and conversion groups of a report, in no order.
+    ///
+    /// `source` is the caller's choice: rollups are exact only where
+    /// [`ReportSpec::rollups_apply`].
     pub async fn report_groups(
         &self,
         spec: &ReportSpec,
+        source: ReportSource,
     ) -> Result<(Vec<ClickGroup>, Vec<ConversionGroup>), StoreError> {
         let zone = zone_literal(&spec.time_zone_name)?;
         tokio::try_join!(
-            self.click_groups(spec, &zone),
-            self.conversion_groups(spec, &zone)
+            self.click_groups(spec, &zone, source),
+            self.conversion_groups(spec, &zone, source)
         )
     }
 
@@ -176,12 +231,21 @@ impl Store {
         &self,
         spec: &ReportSpec,
         zone: &str,
+        source: ReportSource,
     ) -> Result<Vec<ClickGroup>, StoreError> {
         let dimensions = spec.click_dimensions();
-        let conditions = Conditions::new(spec, "clicked_at", false);
+        let (time_column, columns) = match source {
+            ReportSource::Raw => ("clicked_at", &CLICKS),
+            ReportSource::Rollups => ("hour", &CLICK_ROLLUPS),
+        };
+        let conditions = Conditions::new(spec, time_column, false);
+        let counted = match source {
+            ReportSource::Raw => "uniqExact(click_id) AS clicks FROM clicks",
+            ReportSource::Rollups => "sum(clicks) AS clicks FROM report_clicks_hourly FINAL",
+        };
         let sql = format!(
-            "SELECT {} AS dims, uniqExact(click_id) AS clicks FROM clicks WHERE {} GROUP BY dims",
-            dims_sql(dimensions, &CLICKS, zone),
+            "SELECT {} AS dims, {counted} WHERE {} GROUP BY dims",
+            dims_sql(dimensions, columns, zone),
             conditions.sql
         );
         let mut query = self.client.query(&sql);
@@ -208,12 +272,18 @@ impl Store {
         &self,
         spec: &ReportSpec,
         zone: &str,
+        source: ReportSource,
     ) -> Result<Vec<ConversionGroup>, StoreError> {
-        let table = match spec.scope {
-            ReportScope::Brand(_) => "conversions_by_brand",
-            ReportScope::Affiliate(_) => "conversions_by_affiliate",
+        let (time_column, from) = match source {
+            ReportSource::Raw => ("created_at", LATEST_CONVERSIONS),
+            ReportSource::Rollups => ("hour", ROLLUP_CONVERSIONS),
         };
-        let conditions = Conditions::new(spec, "created_at", true);
+        let table = match (source, &spec.scope) {
+            (ReportSource::Rollups, _) => "report_conversions_hourly",
+            (ReportSource::Raw, ReportScope::Brand(_)) => "conversions_by_brand",
+            (ReportSource::Raw, ReportScope::Affiliate(_)) => "conversions_by_affiliate",
+        };
+        let conditions = Conditions::new(spec, time_column, true);
         let status = spec
             .filter
             .status
@@ -222,29 +292,18 @@ impl Store {
         let sql = format!(
             "SELECT {dims} AS dims, latest_currency AS currency, \
                     latest_commission_currency AS commission_currency, \
-                    count() AS conversions, \
-                    countIf(latest_status = 'pending') AS pending, \
-                    countIf(latest_status = 'approved') AS approved, \
-                    countIf(latest_status = 'rejected') AS rejected, \
+                    sum(n) AS conversions, \
+                    sumIf(n, latest_status = 'pending') AS pending, \
+                    sumIf(n, latest_status = 'approved') AS approved, \
+                    sumIf(n, latest_status = 'rejected') AS rejected, \
                     toString(sum(latest_amount)) AS amount, \
                     toString(sum(latest_commission)) AS commission \
-             FROM ( \
-                SELECT conversion_id, \
-                       argMax(created_at, version) AS latest_created_at, \
-                       argMax(campaign_id, version) AS latest_campaign_id, \
-                       argMax(affiliate_id, version) AS latest_affiliate_id, \
-                       argMax(link_id, version) AS latest_link_id, \
-                       argMax(event_type, version) AS latest_event_type, \
-                       argMax(status, version) AS latest_status, \
-                       argMax(currency, version) AS latest_currency, \
-                       argMax(amount, version) AS latest_amount, \
-                       argMax(commission_currency, version) AS latest_commission_currency, \
-                       argMax(commission_amount, version) AS latest_commission \
-                FROM {table} WHERE {conditions} GROUP BY conversion_id \
-             ){status} \
+             FROM ({from}){status} \
              GROUP BY dims, currency, commission_currency",
             dims = dims_sql(&spec.group_by, &LATEST, zone),
-            conditions = conditions.sql,
+            from = from
+                .replace("{table}", table)
+                .replace("{conditions}", &conditions.sql),
         );
         let mut query = self.client.query(&sql);
         for bind in &conditions.binds {

@@ -4,7 +4,7 @@
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use attributor::reports::{ReportRow, ReportTable};
+use attributor::reports::{ReportRow, ReportSource, ReportTable};
 use futures_util::stream;
 use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -34,12 +34,28 @@ pub async fn report(
         state.clock.now(),
         state.report_max_days,
     )?;
-    let (clicks, conversions) = state.store.report_groups(&asked.spec).await?;
+    let source = if state.report_rollups && asked.spec.rollups_apply() {
+        ReportSource::Rollups
+    } else {
+        ReportSource::Raw
+    };
+    let (clicks, conversions) = state.store.report_groups(&asked.spec, source).await?;
     let table = ReportTable::build(&asked.spec, clicks, conversions);
-    Ok(match asked.format {
+    let mut response = match asked.format {
         ReportFormat::Json => HttpResponse::Ok().json(json_answer(&asked, &table)),
         ReportFormat::Csv => csv_answer(&asked, table),
-    })
+    };
+    // Which figures answered: the hourly rollups (as fresh as their last refresh) or the
+    // raw rows (as fresh as the shipping).
+    let source = match source {
+        ReportSource::Rollups => "rollups",
+        ReportSource::Raw => "raw",
+    };
+    response.headers_mut().insert(
+        header::HeaderName::from_static("x-affilync-report-source"),
+        header::HeaderValue::from_static(source),
+    );
+    Ok(response)
 }
 
 fn json_answer(asked: &ReportRequest, table: &ReportTable) -> Value {

@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use attributor::clicks::ClickWriterConfig;
+use attributor::reports::RollupConfig;
 use attributor::store::StoreTimeouts;
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use ingest::config::Config;
@@ -69,6 +70,8 @@ pub struct TestOptions {
     pub timeouts: StoreTimeouts,
     pub lookup_timeout: Duration,
     pub dedup: DedupConfig,
+    /// Off by default: reports then read what the journal shipped, at once.
+    pub report_rollups: RollupConfig,
 }
 
 impl Default for TestOptions {
@@ -93,6 +96,10 @@ impl Default for TestOptions {
             dedup: DedupConfig {
                 cache_bytes: 8 * 1024 * 1024,
                 bloom_capacity: 10_000,
+            },
+            report_rollups: RollupConfig {
+                enabled: false,
+                ..RollupConfig::default()
             },
         }
     }
@@ -159,6 +166,7 @@ impl TestApp {
             shutdown_timeout: Duration::from_secs(10),
             shutdown_ship_timeout: options.shutdown_ship_timeout,
             report_max_days: 400,
+            report_rollups: options.report_rollups,
             clock: options.clock.clock(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
