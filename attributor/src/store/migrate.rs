@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "report_rollups",
         sql: include_str!("../../../sql/0007_report_rollups.sql"),
     },
+    Migration {
+        number: 8,
+        name: "bi_views",
+        sql: include_str!("../../../sql/0008_bi_views.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

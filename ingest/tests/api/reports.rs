@@ -254,3 +254,133 @@ async fn reports_sort_and_page() {
         [json!("EUR"), json!("GBP"), json!("USD")]
     );
 }
+
+/// The README's three BI queries over the `bi_*` views answer as the reports do.
+#[tokio::test]
+async fn bi_views_answer_as_the_reports_do() {
+    let app = TestApp::spawn_with(crate::common::TestOptions {
+        report_rollups: attributor::reports::RollupConfig {
+            enabled: true,
+            interval: std::time::Duration::from_millis(50),
+            margin: std::time::Duration::from_secs(1),
+        },
+        ..crate::common::TestOptions::default()
+    })
+    .await;
+    let net = app.network().await;
+    let second_affiliate = app
+        .create("/api/admin/affiliates", json!({"name": "Second"}))
+        .await;
+    let other = app
+        .network_for(
+            &json!({"brand_id": net.brand_id}),
+            &second_affiliate,
+            &json!({"campaign_id": net.campaign_id}),
+        )
+        .await;
+    let first = sale(&app, &net, "bi-1", "10.00", "USD").await;
+    sale(&app, &net, "bi-2", "20.00", "EUR").await;
+    sale(&app, &other, "bi-3", "7.50", "EUR").await;
+    sale(&app, &other, "bi-4", "1.25", "USD").await;
+    app.click(&other.link_url).await;
+    let id = first["conversion_id"].as_str().unwrap();
+    app.patch(&net.brand_key, id, &json!({"status": "approved"}))
+        .await;
+    app.drain().await;
+    let now = app.clickhouse_count("SELECT toUInt32(now()) AS now").await as f64;
+    app.wait_for_metric(
+        "affilync_report_rollup_complete_through_seconds",
+        &[],
+        |through| through >= now,
+    )
+    .await;
+
+    let today = time::OffsetDateTime::now_utc().date();
+    let (from, to) = (today.previous_day().unwrap(), today.next_day().unwrap());
+    let sql = |text: &str| {
+        text.replace("brd_…", &net.brand_id)
+            .replace("2026-03-01", &from.to_string())
+            .replace("2026-03-31", &to.to_string())
+            .replace("2026-04-01", &to.next_day().unwrap().to_string())
+    };
+    let number = |value: &Value| -> rust_decimal::Decimal {
+        match value {
+            Value::String(text) => text.parse().unwrap(),
+            other => other.to_string().parse().unwrap(),
+        }
+    };
+    let range = format!("date_from={from}&date_to={to}");
+
+    let rows = app
+        .clickhouse_rows(&sql(
+            "SELECT toString(day) AS day, campaign_id, sum(conversions) AS conversions, sum(approved) AS approved,
+                    sum(amount) AS amount, sum(commission) AS commission
+             FROM bi_daily_conversions
+             WHERE brand_id = 'brd_…' AND currency = 'USD' AND day BETWEEN '2026-03-01' AND '2026-03-31'
+             GROUP BY day, campaign_id ORDER BY day, campaign_id",
+        ))
+        .await;
+    let answer = report(
+        &app,
+        &net.brand_key,
+        &format!("group_by=day,campaign&currency=USD&{range}"),
+    )
+    .await;
+    let api = answer["data"].as_array().unwrap();
+    assert_eq!(rows.len(), api.len());
+    for (row, api) in rows.iter().zip(api) {
+        assert_eq!(row["day"], api["day"]);
+        assert_eq!(row["campaign_id"], api["campaign_id"]);
+        assert_eq!(number(&row["conversions"]), number(&api["conversions"]));
+        assert_eq!(number(&row["approved"]), number(&api["approved"]));
+        assert_eq!(number(&row["amount"]), number(&api["amount"]["USD"]));
+        assert_eq!(
+            number(&row["commission"]),
+            number(&api["commission"]["USD"])
+        );
+    }
+
+    let rows = app
+        .clickhouse_rows(&sql(
+            "SELECT affiliate_id, clicks, conversions
+             FROM (SELECT affiliate_id, sum(clicks) AS clicks FROM bi_daily_clicks
+                   WHERE brand_id = 'brd_…' AND day BETWEEN '2026-03-01' AND '2026-03-31' GROUP BY affiliate_id)
+             ANY FULL OUTER JOIN
+                  (SELECT affiliate_id, sum(conversions) AS conversions FROM bi_daily_conversions
+                   WHERE brand_id = 'brd_…' AND day BETWEEN '2026-03-01' AND '2026-03-31' GROUP BY affiliate_id)
+             USING affiliate_id ORDER BY affiliate_id",
+        ))
+        .await;
+    let answer = report(&app, &net.brand_key, &format!("group_by=affiliate&{range}")).await;
+    let api = answer["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), api.len());
+    for (row, api) in rows.iter().zip(api) {
+        assert_eq!(row["affiliate_id"], api["affiliate_id"]);
+        assert_eq!(number(&row["clicks"]), number(&api["clicks"]));
+        assert_eq!(number(&row["conversions"]), number(&api["conversions"]));
+    }
+
+    let rows = app
+        .clickhouse_rows(&sql(
+            "SELECT toString(toDate(created_at, 'Europe/Berlin')) AS day, status, count() AS conversions,
+                    sum(amount) AS amount
+             FROM bi_conversions
+             WHERE brand_id = 'brd_…' AND currency = 'EUR'
+               AND created_at >= toDateTime('2026-03-01 00:00:00', 'Europe/Berlin')
+               AND created_at < toDateTime('2026-04-01 00:00:00', 'Europe/Berlin')
+             GROUP BY day, status ORDER BY day, status",
+        ))
+        .await;
+    let query = format!("group_by=day,status&currency=EUR&timezone=Europe/Berlin&{range}");
+    let answer = report(&app, &net.brand_key, &query).await;
+    let api = answer["data"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    assert_eq!(rows.len(), api.len());
+    for (row, api) in rows.iter().zip(api) {
+        assert_eq!(row["day"], api["day"]);
+        assert_eq!(row["status"], api["status"]);
+        assert_eq!(number(&row["conversions"]), number(&api["conversions"]));
+        assert_eq!(number(&row["amount"]), number(&api["amount"]["EUR"]));
+    }
+}
