@@ -2,6 +2,7 @@
 
 mod admin;
 mod click;
+mod export;
 mod listing;
 mod ops;
 mod pixel;
@@ -30,6 +31,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(pixel::report))
                 .route(web::method(actix_web::http::Method::OPTIONS).to(pixel::preflight)),
         )
+        // Before /api/conversions/{id}, which would otherwise match "export" as an id.
+        .service(resource("/api/conversions/export").route(web::get().to(export::export)))
         .service(resource("/api/conversions").route(web::get().to(listing::list)))
         .service(
             resource("/api/conversions/{id}")

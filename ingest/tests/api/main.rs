@@ -11,6 +11,7 @@ mod browser;
 mod catalog_and_clicks;
 mod cross_device;
 mod durability;
+mod export;
 mod golden;
 mod hardening;
 mod idempotency;
