@@ -2,7 +2,7 @@
 //! conversions grouped by every dimension asked for and by currency.
 //!
 //! Exact under change: a conversion's versions (status changes, rows shipped twice) are
-//! collapsed by `argMax(…, version)` per conversion id before anything is counted, so each
+//! collapsed (FINAL, see [`FINAL_CONVERSIONS`]) before anything is counted, so each
 //! conversion counts once with its latest status and commission; a status filter applies
 //! to that latest status. Clicks are counted with `uniqExact(click_id)`, so a click
 //! shipped twice counts once. Reads go to the copies sorted by owner and time, narrowed by
@@ -36,6 +36,24 @@ pub(super) const LATEST_CONVERSIONS: &str = "SELECT conversion_id, toUInt64(1) A
        argMax(commission_currency, version) AS latest_commission_currency, \
        argMax(commission_amount, version) AS latest_commission \
 FROM {table} WHERE {conditions} GROUP BY conversion_id";
+
+/// The same for a report: each conversion once, in its latest version, by a FINAL read.
+/// FINAL merges the sorted parts as it streams, where `argMax` per conversion id would
+/// hold a hash table of every conversion in the range (over 3 GiB for ten million). The
+/// query runs with `optimize_move_to_prewhere` off: a condition moved to PREWHERE would
+/// filter versions before FINAL collapses them.
+const FINAL_CONVERSIONS: &str = "SELECT toUInt64(1) AS n, \
+       created_at AS latest_created_at, \
+       campaign_id AS latest_campaign_id, \
+       affiliate_id AS latest_affiliate_id, \
+       link_id AS latest_link_id, \
+       event_type AS latest_event_type, \
+       status AS latest_status, \
+       currency AS latest_currency, \
+       amount AS latest_amount, \
+       commission_currency AS latest_commission_currency, \
+       commission_amount AS latest_commission \
+FROM {table} FINAL WHERE {conditions}";
 
 /// The rollup rows of `{conditions}`, one per status with conversions in it, under the
 /// names of [`LATEST_CONVERSIONS`], `n` being how many conversions the row stands for.
@@ -275,7 +293,7 @@ impl Store {
         source: ReportSource,
     ) -> Result<Vec<ConversionGroup>, StoreError> {
         let (time_column, from) = match source {
-            ReportSource::Raw => ("created_at", LATEST_CONVERSIONS),
+            ReportSource::Raw => ("created_at", FINAL_CONVERSIONS),
             ReportSource::Rollups => ("hour", ROLLUP_CONVERSIONS),
         };
         let table = match (source, &spec.scope) {
@@ -305,7 +323,10 @@ impl Store {
                 .replace("{table}", table)
                 .replace("{conditions}", &conditions.sql),
         );
-        let mut query = self.client.query(&sql);
+        let mut query = self
+            .client
+            .query(&sql)
+            .with_setting("optimize_move_to_prewhere", "0");
         for bind in &conditions.binds {
             query = query.bind(bind);
         }
