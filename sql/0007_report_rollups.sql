@@ -6,9 +6,9 @@
 -- holds the counts and sums of each status side by side. A status change moves money from
 -- one column to another of the same row; it never makes or removes a key. A (brand, UTC
 -- day) touched by an INSERT is recomputed whole from the latest version of each
--- conversion (argMax) and the distinct clicks, and written as a new version of its rows;
--- readers take the latest version (FINAL). So re-shipped rows, replays and status changes
--- cannot be counted twice, and every key of a day is rewritten by each recompute.
+-- conversion (argMax) and the distinct clicks, and written as a new generation (version)
+-- of its rows, holding every key the day has; readers take each day's latest generation.
+-- So re-shipped rows, replays and status changes cannot be counted twice.
 --
 -- Hours are UTC: a report in a zone whose offset is a whole number of hours over its range
 -- regroups them exactly; other zones (Asia/Kolkata, Australia/Lord_Howe) read the raw rows.

@@ -4,7 +4,7 @@
 //! Freshness: a row in ClickHouse is in the rollups after at most `interval` plus a pass's
 //! work, so rollup reports lag the journal by the shipping interval (1 s) plus that: about
 //! 6 s with the defaults, well inside the 60 s target. Every node may run a refresher: two
-//! recomputing the same day write the same rows, and the later version wins.
+//! recomputing the same day write whole generations, and readers take the latest.
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -12,6 +12,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use crate::metrics::ReportMetrics;
+
+/// A pass's generation: the server's second, times a million, plus a random part, and
+/// always above this node's previous one. Ordered by time across nodes (one clock); two
+/// nodes recomputing the same day in the same second draw different random parts (one
+/// chance in a million of a tie, which would count that day twice until a merge).
+fn generation(started: u32, previous: u64) -> u64 {
+    let candidate = u64::from(started) * 1_000_000 + rand::random_range(0..1_000_000u64);
+    candidate.max(previous + 1)
+}
 use crate::runtime::spawn_background;
 use crate::store::{Store, StoreError};
 
@@ -52,9 +61,10 @@ impl RollupRefresher {
             // The first pass looks at every mark; later ones from the previous pass's
             // start less the margin (older marks were dealt with by then).
             let mut since = 0;
+            let mut last_version = 0;
             loop {
                 let started = Instant::now();
-                match pass(&store, since, margin, &metrics).await {
+                match pass(&store, since, margin, &mut last_version, &metrics).await {
                     Ok(pass_start) => {
                         since = pass_start.saturating_sub(margin);
                         metrics
@@ -89,11 +99,14 @@ async fn pass(
     store: &Store,
     since: u32,
     margin: u32,
+    last_version: &mut u64,
     metrics: &ReportMetrics,
 ) -> Result<u32, StoreError> {
     let started = store.server_now().await?;
+    let version = generation(started, *last_version);
+    *last_version = version;
     for day in store.dirty_report_days(since, margin).await? {
-        store.refresh_report_day(&day, started).await?;
+        store.refresh_report_day(&day, started, version).await?;
         metrics.rollup_days_refreshed_total.inc();
     }
     Ok(started)

@@ -68,12 +68,19 @@ impl Store {
     }
 
     /// Rewrites the rollup rows of one brand's UTC day from the latest version of each of
-    /// its conversions and its distinct clicks, as version `started_at` (the server's clock
-    /// when the pass began), then records the recompute.
+    /// its conversions and its distinct clicks as a new generation `version`, then records
+    /// the recompute as of `started_at` (the server's clock when the pass began).
+    ///
+    /// Each table's generation is one `INSERT … SELECT`, written as one part (ClickHouse
+    /// squashes it into blocks of a million rows, more than a brand's day has keys), so a
+    /// generation is seen whole or not at all; and it holds every key the day ever had.
+    /// Readers therefore take, per brand and day, the rows of the highest version there
+    /// is, without FINAL; merges only drop rows of older generations.
     pub async fn refresh_report_day(
         &self,
         dirty: &DirtyDay,
         started_at: u32,
+        version: u64,
     ) -> Result<(), StoreError> {
         let from = dirty.day.midnight().assume_utc().unix_timestamp();
         let until = from + 86_400;
@@ -84,7 +91,7 @@ impl Store {
                  commission_approved, commission_rejected) \
              SELECT ?, toStartOfHour(latest_created_at, 'UTC') AS h, latest_campaign_id, \
                     latest_affiliate_id, latest_link_id, latest_event_type, latest_currency, \
-                    latest_commission_currency, {started_at}, \
+                    latest_commission_currency, {version}, \
                     countIf(latest_status = 'pending'), countIf(latest_status = 'approved'), \
                     countIf(latest_status = 'rejected'), \
                     sumIf(latest_amount, latest_status = 'pending'), \
@@ -110,7 +117,7 @@ impl Store {
             "INSERT INTO report_clicks_hourly (brand_id, hour, campaign_id, affiliate_id, \
                  link_id, version, clicks) \
              SELECT brand_id, toStartOfHour(clicked_at, 'UTC') AS h, campaign_id, affiliate_id, \
-                    link_id, {started_at}, uniqExact(click_id) \
+                    link_id, {version}, uniqExact(click_id) \
              FROM clicks \
              WHERE brand_id = ? AND clicked_at >= toDateTime({from}) \
                AND clicked_at < toDateTime({until}) \
