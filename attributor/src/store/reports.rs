@@ -43,6 +43,9 @@ FROM {table} WHERE {conditions} GROUP BY conversion_id";
 /// query runs with `optimize_move_to_prewhere` off: a condition moved to PREWHERE would
 /// filter versions before FINAL collapses them.
 const FINAL_CONVERSIONS: &str = "SELECT toUInt64(1) AS n, \
+       toUInt64(status = 'pending') AS n_pending, \
+       toUInt64(status = 'approved') AS n_approved, \
+       toUInt64(status = 'rejected') AS n_rejected, \
        created_at AS latest_created_at, \
        campaign_id AS latest_campaign_id, \
        affiliate_id AS latest_affiliate_id, \
@@ -57,7 +60,11 @@ FROM {table} FINAL WHERE {conditions}";
 
 /// The rollup rows of `{conditions}`, one per status with conversions in it, under the
 /// names of [`LATEST_CONVERSIONS`], `n` being how many conversions the row stands for.
-const ROLLUP_CONVERSIONS: &str = "SELECT * FROM ( \
+const ROLLUP_CONVERSIONS: &str = "SELECT *, \
+       if(latest_status = 'pending', n, toUInt64(0)) AS n_pending, \
+       if(latest_status = 'approved', n, toUInt64(0)) AS n_approved, \
+       if(latest_status = 'rejected', n, toUInt64(0)) AS n_rejected \
+FROM ( \
     SELECT hour AS latest_created_at, \
        campaign_id AS latest_campaign_id, \
        affiliate_id AS latest_affiliate_id, \
@@ -76,6 +83,24 @@ const ROLLUP_CONVERSIONS: &str = "SELECT * FROM ( \
        tupleElement(per_status, 4) AS latest_commission \
     FROM report_conversions_hourly WHERE {conditions} AND {latest_generation} \
 ) WHERE n > 0";
+
+/// The rollup rows of `{conditions}` as they are, for a report that neither groups nor
+/// filters by status: a third of the rows [`ROLLUP_CONVERSIONS`] makes.
+const ROLLUP_CONVERSIONS_SUMMED: &str = "SELECT hour AS latest_created_at, \
+       campaign_id AS latest_campaign_id, \
+       affiliate_id AS latest_affiliate_id, \
+       link_id AS latest_link_id, \
+       event_type AS latest_event_type, \
+       currency AS latest_currency, \
+       commission_currency AS latest_commission_currency, \
+       '' AS latest_status, \
+       pending + approved + rejected AS n, \
+       pending AS n_pending, \
+       approved AS n_approved, \
+       rejected AS n_rejected, \
+       amount_pending + amount_approved + amount_rejected AS latest_amount, \
+       commission_pending + commission_approved + commission_rejected AS latest_commission \
+FROM report_conversions_hourly WHERE {conditions} AND {latest_generation}";
 
 /// Rows of the latest generation of each brand's UTC day (see
 /// [`Store::refresh_report_day`]): cheaper than FINAL, which on 18.16 re-merges every part
@@ -315,6 +340,11 @@ impl Store {
     ) -> Result<Vec<ConversionGroup>, StoreError> {
         let (time_column, from) = match source {
             ReportSource::Raw => ("created_at", FINAL_CONVERSIONS),
+            ReportSource::Rollups
+                if spec.filter.status.is_none() && !spec.group_by.contains(&Dimension::Status) =>
+            {
+                ("hour", ROLLUP_CONVERSIONS_SUMMED)
+            }
             ReportSource::Rollups => ("hour", ROLLUP_CONVERSIONS),
         };
         let table = match (source, &spec.scope) {
@@ -332,9 +362,9 @@ impl Store {
             "SELECT {dims} AS dims, latest_currency AS currency, \
                     latest_commission_currency AS commission_currency, \
                     sum(n) AS conversions, \
-                    sumIf(n, latest_status = 'pending') AS pending, \
-                    sumIf(n, latest_status = 'approved') AS approved, \
-                    sumIf(n, latest_status = 'rejected') AS rejected, \
+                    sum(n_pending) AS pending, \
+                    sum(n_approved) AS approved, \
+                    sum(n_rejected) AS rejected, \
                     toString(sum(latest_amount)) AS amount, \
                     toString(sum(latest_commission)) AS commission \
              FROM ({from}){status} \
