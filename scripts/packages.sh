@@ -17,6 +17,7 @@ package_present() {
         prometheus) command -v promtool >/dev/null 2>&1 ;;
         python3-venv) venv_works ;;
         clickhouse-client) command -v clickhouse-client >/dev/null 2>&1 ;;
+        tzdata) [ -e /usr/share/zoneinfo/Europe/Berlin ] ;;
         zookeeperd) [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 ;;
         *) dpkg -s "$1" >/dev/null 2>&1 ;;
     esac

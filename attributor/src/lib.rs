@@ -20,6 +20,7 @@ pub mod fixtures;
 pub mod journal;
 pub mod metrics;
 pub mod pipeline;
+pub mod reports;
 pub mod runtime;
 pub mod shipper;
 pub mod store;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use attributor::clicks::ClickWriterConfig;
+use attributor::reports::RollupConfig;
 use attributor::store::{ClusterSettings, StoreTimeouts};
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use clap::{Args, Parser, Subcommand};
@@ -216,6 +217,16 @@ pub struct ServeArgs {
         default_value_t = 1_000
     )]
     pub rate_limit_address_burst: u32,
+    /// Longest time range, in days, one report may cover.
+    #[arg(long, env = "AFFILYNC_REPORT_MAX_DAYS", default_value_t = 400)]
+    pub report_max_days: u32,
+    /// Keep hourly report rollups and answer reports from them where they are exact
+    /// (false: every report reads the raw rows).
+    #[arg(long, env = "AFFILYNC_REPORT_ROLLUPS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub report_rollups: bool,
+    /// Time between two refreshes of the report rollups: how far rollup reports may lag.
+    #[arg(long, env = "AFFILYNC_REPORT_REFRESH_MS", default_value_t = 5_000)]
+    pub report_refresh_ms: u64,
 }
 
 /// Everything [`crate::serve`] needs, resolved: URLs known, secrets loaded.
@@ -240,6 +251,9 @@ pub struct Config {
     /// How long the shipper may keep shipping at shutdown; what is left waits in the
     /// journal for the next start.
     pub shutdown_ship_timeout: Duration,
+    /// Longest time range, in days, one report may cover.
+    pub report_max_days: u32,
+    pub report_rollups: RollupConfig,
     pub clock: Clock,
 }
 
@@ -298,6 +312,12 @@ impl ServeArgs {
             catalog_refresh: Duration::from_millis(self.catalog_refresh_ms),
             shutdown_timeout: Duration::from_secs(30),
             shutdown_ship_timeout: Duration::from_secs(10),
+            report_max_days: self.report_max_days,
+            report_rollups: RollupConfig {
+                enabled: self.report_rollups,
+                interval: Duration::from_millis(self.report_refresh_ms),
+                ..RollupConfig::default()
+            },
             clock: Clock::system(),
         }
     }

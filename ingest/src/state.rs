@@ -21,6 +21,9 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub dedup: Arc<DedupFront>,
     pub list_totals: ListTotals,
+    pub report_max_days: u32,
+    /// Whether reports may read the hourly rollups.
+    pub report_rollups: bool,
     pub pipeline: Pipeline,
     pub journal: Arc<Journal>,
     pub clicks: ClickRecorder,

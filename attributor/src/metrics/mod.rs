@@ -7,12 +7,14 @@ mod catalog;
 mod clicks;
 mod journal;
 mod pipeline;
+mod reports;
 mod shipper;
 
 pub use catalog::CatalogMetrics;
 pub use clicks::ClickMetrics;
 pub use journal::JournalMetrics;
 pub use pipeline::PipelineMetrics;
+pub use reports::ReportMetrics;
 pub use shipper::ShipperMetrics;
 
 use prometheus::core::Collector;

@@ -52,6 +52,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "api_key_limits",
         sql: include_str!("../../../sql/0007_api_key_limits.sql"),
     },
+    Migration {
+        number: 8,
+        name: "report_rollups",
+        sql: include_str!("../../../sql/0008_report_rollups.sql"),
+    },
+    Migration {
+        number: 9,
+        name: "bi_views",
+        sql: include_str!("../../../sql/0009_bi_views.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -4,11 +4,13 @@ mod admin;
 mod click;
 mod common;
 mod docs;
+mod export;
 mod key_limits;
 mod listing;
 mod ops;
 mod pixel;
 mod report;
+mod reports;
 mod review;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -32,12 +34,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(pixel::report))
                 .route(web::method(actix_web::http::Method::OPTIONS).to(pixel::preflight)),
         )
+        // Before /api/conversions/{id}, which would otherwise match "export" as an id.
+        .service(resource("/api/conversions/export").route(web::get().to(export::export)))
         .service(resource("/api/conversions").route(web::get().to(listing::list)))
         .service(
             resource("/api/conversions/{id}")
                 .route(web::get().to(listing::get))
                 .route(web::patch().to(review::patch)),
         )
+        .service(resource("/api/reports").route(web::get().to(reports::report)))
         .service(resource("/c/{link_id}").route(web::get().to(click::redirect)))
         .service(resource("/pixel.js").route(web::get().to(pixel::script)))
         .service(resource("/api/admin/brands").route(web::post().to(admin::create_brand)))

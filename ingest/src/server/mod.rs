@@ -14,8 +14,9 @@ use attributor::catalog::Catalog;
 use attributor::clicks::ClickRecorder;
 use attributor::domain::ClickSigner;
 use attributor::metrics::{
-    CatalogMetrics, ClickMetrics, JournalMetrics, PipelineMetrics, ShipperMetrics,
+    CatalogMetrics, ClickMetrics, JournalMetrics, PipelineMetrics, ReportMetrics, ShipperMetrics,
 };
+use attributor::reports::RollupRefresher;
 use attributor::{Journal, Pipeline, PipelineParts, Shipper, Store};
 use prometheus::{IntGauge, Registry};
 
@@ -86,6 +87,13 @@ pub async fn serve(
         &store,
         ShipperMetrics::new(&registry),
     );
+    let rollups = config.report_rollups.enabled.then(|| {
+        RollupRefresher::start(
+            config.report_rollups.clone(),
+            &store,
+            ReportMetrics::new(&registry),
+        )
+    });
     let bloom = start_bloom(
         &store,
         &config.dedup,
@@ -117,6 +125,8 @@ pub async fn serve(
         catalog,
         dedup,
         list_totals: ListTotals::new(),
+        report_max_days: config.report_max_days,
+        report_rollups: config.report_rollups.enabled,
         pipeline: pipeline.clone(),
         journal: Arc::clone(&journal),
         clicks: clicks.clone(),
@@ -159,6 +169,9 @@ pub async fn serve(
     pipeline.close();
     clicks.close();
     actix_web::rt::task::spawn_blocking(move || {
+        if let Some(rollups) = rollups {
+            rollups.stop();
+        }
         workers.join();
         click_writer.join();
         let left = shipper.stop(&journal, config.shutdown_ship_timeout);

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use attributor::clicks::ClickWriterConfig;
+use attributor::reports::RollupConfig;
 use attributor::store::StoreTimeouts;
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use ingest::config::Config;
@@ -75,6 +76,8 @@ pub struct TestOptions {
     pub lookup_timeout: Duration,
     pub dedup: DedupConfig,
     pub rate_limits: RateLimitConfig,
+    /// Off by default: reports then read what the journal shipped, at once.
+    pub report_rollups: RollupConfig,
 }
 
 impl Default for TestOptions {
@@ -102,6 +105,10 @@ impl Default for TestOptions {
                 bloom_capacity: 10_000,
             },
             rate_limits: RateLimitConfig::default(),
+            report_rollups: RollupConfig {
+                enabled: false,
+                ..RollupConfig::default()
+            },
         }
     }
 }
@@ -169,6 +176,8 @@ impl TestApp {
             rate_limits: options.rate_limits,
             shutdown_timeout: Duration::from_secs(10),
             shutdown_ship_timeout: options.shutdown_ship_timeout,
+            report_max_days: 400,
+            report_rollups: options.report_rollups,
             clock: options.clock.clock(),
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -1,0 +1,432 @@
+//! The two reads behind a report: clicks grouped by the click dimensions asked for, and
+//! conversions grouped by every dimension asked for and by currency.
+//!
+//! Exact under change: a conversion's versions (status changes, rows shipped twice) are
+//! collapsed (FINAL, see [`FINAL_CONVERSIONS`]) before anything is counted, so each
+//! conversion counts once with its latest status and commission; a status filter applies
+//! to that latest status. Clicks are counted with `uniqExact(click_id)`, so a click
+//! shipped twice counts once. Reads go to the copies sorted by owner and time, narrowed by
+//! the owner and the time range on their primary key.
+//!
+//! The same reads run over the hourly rollups (`sql/0008_report_rollups.sql`, kept by
+//! [`crate::reports::RollupRefresher`]) when the caller asks for them: there every status
+//! of a rollup row becomes a row of its own (`arrayJoin`), and the outer query is the same.
+
+use clickhouse::Row;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::deadline::Exchange;
+use super::{Store, StoreError};
+use crate::reports::{
+    ClickGroup, ConversionGroup, Dimension, Granularity, ReportScope, ReportSource, ReportSpec,
+};
+
+/// Each conversion of `{table}` matching `{conditions}` once, in its latest version, under
+/// names that do not shadow the stored columns (which the WHERE reads).
+pub(super) const LATEST_CONVERSIONS: &str = "SELECT conversion_id, toUInt64(1) AS n, \
+       argMax(created_at, version) AS latest_created_at, \
+       argMax(campaign_id, version) AS latest_campaign_id, \
+       argMax(affiliate_id, version) AS latest_affiliate_id, \
+       argMax(link_id, version) AS latest_link_id, \
+       argMax(event_type, version) AS latest_event_type, \
+       argMax(status, version) AS latest_status, \
+       argMax(currency, version) AS latest_currency, \
+       argMax(amount, version) AS latest_amount, \
+       argMax(commission_currency, version) AS latest_commission_currency, \
+       argMax(commission_amount, version) AS latest_commission \
+FROM {table} WHERE {conditions} GROUP BY conversion_id";
+
+/// The same for a report: each conversion once, in its latest version, by a FINAL read.
+/// FINAL merges the sorted parts as it streams, where `argMax` per conversion id would
+/// hold a hash table of every conversion in the range (over 3 GiB for ten million). The
+/// query runs with `optimize_move_to_prewhere` off: a condition moved to PREWHERE would
+/// filter versions before FINAL collapses them.
+const FINAL_CONVERSIONS: &str = "SELECT toUInt64(1) AS n, \
+       toUInt64(status = 'pending') AS n_pending, \
+       toUInt64(status = 'approved') AS n_approved, \
+       toUInt64(status = 'rejected') AS n_rejected, \
+       created_at AS latest_created_at, \
+       campaign_id AS latest_campaign_id, \
+       affiliate_id AS latest_affiliate_id, \
+       link_id AS latest_link_id, \
+       event_type AS latest_event_type, \
+       status AS latest_status, \
+       currency AS latest_currency, \
+       amount AS latest_amount, \
+       commission_currency AS latest_commission_currency, \
+       commission_amount AS latest_commission \
+FROM {table} FINAL WHERE {conditions}";
+
+/// The rollup rows of `{conditions}`, one per status with conversions in it, under the
+/// names of [`LATEST_CONVERSIONS`], `n` being how many conversions the row stands for.
+const ROLLUP_CONVERSIONS: &str = "SELECT *, \
+       if(latest_status = 'pending', n, toUInt64(0)) AS n_pending, \
+       if(latest_status = 'approved', n, toUInt64(0)) AS n_approved, \
+       if(latest_status = 'rejected', n, toUInt64(0)) AS n_rejected \
+FROM ( \
+    SELECT hour AS latest_created_at, \
+       campaign_id AS latest_campaign_id, \
+       affiliate_id AS latest_affiliate_id, \
+       link_id AS latest_link_id, \
+       event_type AS latest_event_type, \
+       currency AS latest_currency, \
+       commission_currency AS latest_commission_currency, \
+       arrayJoin([ \
+           ('pending', pending, amount_pending, commission_pending), \
+           ('approved', approved, amount_approved, commission_approved), \
+           ('rejected', rejected, amount_rejected, commission_rejected) \
+       ]) AS per_status, \
+       tupleElement(per_status, 1) AS latest_status, \
+       tupleElement(per_status, 2) AS n, \
+       tupleElement(per_status, 3) AS latest_amount, \
+       tupleElement(per_status, 4) AS latest_commission \
+    FROM report_conversions_hourly WHERE {conditions} AND {latest_generation} \
+) WHERE n > 0";
+
+/// The rollup rows of `{conditions}` as they are, for a report that neither groups nor
+/// filters by status: a third of the rows [`ROLLUP_CONVERSIONS`] makes.
+const ROLLUP_CONVERSIONS_SUMMED: &str = "SELECT hour AS latest_created_at, \
+       campaign_id AS latest_campaign_id, \
+       affiliate_id AS latest_affiliate_id, \
+       link_id AS latest_link_id, \
+       event_type AS latest_event_type, \
+       currency AS latest_currency, \
+       commission_currency AS latest_commission_currency, \
+       '' AS latest_status, \
+       pending + approved + rejected AS n, \
+       pending AS n_pending, \
+       approved AS n_approved, \
+       rejected AS n_rejected, \
+       amount_pending + amount_approved + amount_rejected AS latest_amount, \
+       commission_pending + commission_approved + commission_rejected AS latest_commission \
+FROM report_conversions_hourly WHERE {conditions} AND {latest_generation}";
+
+/// Rows of the latest generation of each brand's UTC day (see
+/// [`Store::refresh_report_day`]): cheaper than FINAL, which on 18.16 re-merges every part
+/// of the range on each read.
+fn latest_generation(table: &str, conditions: &str) -> String {
+    format!(
+        "(brand_id, toDate(hour, 'UTC'), version) IN (\
+            SELECT brand_id, toDate(hour, 'UTC') AS day, max(version) FROM {table} \
+            WHERE {conditions} GROUP BY brand_id, day)"
+    )
+}
+
+#[derive(Row, Deserialize)]
+struct ClickCount {
+    dims: Vec<String>,
+    clicks: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct ConversionSums {
+    dims: Vec<String>,
+    currency: String,
+    commission_currency: String,
+    conversions: u64,
+    pending: u64,
+    approved: u64,
+    rejected: u64,
+    amount: String,
+    commission: String,
+}
+
+/// Where each dimension is in the latest-version rows of conversions (aliases that do not
+/// shadow the stored columns, which the inner WHERE reads) and in clicks.
+struct Columns {
+    time: &'static str,
+    campaign: &'static str,
+    affiliate: &'static str,
+    link: &'static str,
+    event_type: &'static str,
+    status: &'static str,
+    currency: &'static str,
+}
+
+const LATEST: Columns = Columns {
+    time: "latest_created_at",
+    campaign: "latest_campaign_id",
+    affiliate: "latest_affiliate_id",
+    link: "latest_link_id",
+    event_type: "latest_event_type",
+    status: "latest_status",
+    currency: "latest_currency",
+};
+
+const CLICKS: Columns = Columns {
+    time: "clicked_at",
+    campaign: "campaign_id",
+    affiliate: "affiliate_id",
+    link: "link_id",
+    event_type: "''",
+    status: "''",
+    currency: "''",
+};
+
+const CLICK_ROLLUPS: Columns = Columns {
+    time: "hour",
+    campaign: "campaign_id",
+    affiliate: "affiliate_id",
+    link: "link_id",
+    event_type: "''",
+    status: "''",
+    currency: "''",
+};
+
+/// `[expr, …]` of the dimensions as strings. Time buckets: the hour as the Unix time of
+/// its start (its label needs the zone's offset then), the others as their first day.
+fn dims_sql(dimensions: &[Dimension], columns: &Columns, zone: &str) -> String {
+    if dimensions.is_empty() {
+        return "emptyArrayString()".into();
+    }
+    let parts: Vec<String> = dimensions
+        .iter()
+        .map(|dimension| match dimension {
+            Dimension::Time(granularity) => {
+                let t = columns.time;
+                match granularity {
+                    Granularity::Hour => {
+                        format!("toString(toUnixTimestamp(toStartOfHour({t}, {zone})))")
+                    }
+                    Granularity::Day => format!("toString(toDate({t}, {zone}))"),
+                    Granularity::Week => format!("toString(toMonday({t}, {zone}))"),
+                    Granularity::Month => format!("toString(toStartOfMonth({t}, {zone}))"),
+                }
+            }
+            Dimension::Campaign => columns.campaign.to_owned(),
+            Dimension::Affiliate => columns.affiliate.to_owned(),
+            Dimension::Link => columns.link.to_owned(),
+            Dimension::EventType => columns.event_type.to_owned(),
+            Dimension::Status => columns.status.to_owned(),
+            Dimension::Currency => columns.currency.to_owned(),
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// A zone name as an SQL literal. Names come from the zone database (letters, digits,
+/// `/`, `_`, `-`, `+`); anything else is refused rather than escaped.
+fn zone_literal(name: &str) -> Result<String, StoreError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-+".contains(&b))
+    {
+        return Err(StoreError::Refused(format!("{name:?} is not a zone name")));
+    }
+    Ok(format!("'{name}'"))
+}
+
+/// The WHERE of both reads: owner, time range and the filters both tables have.
+struct Conditions {
+    sql: String,
+    binds: Vec<String>,
+}
+
+impl Conditions {
+    fn new(spec: &ReportSpec, time_column: &str, conversions: bool) -> Self {
+        let (owner, id) = match &spec.scope {
+            ReportScope::Brand(brand) => ("brand_id", brand.to_string()),
+            ReportScope::Affiliate(affiliate) => ("affiliate_id", affiliate.to_string()),
+        };
+        let mut conditions = Conditions {
+            sql: format!(
+                "{owner} = ? AND {time_column} >= toDateTime({}) AND {time_column} < toDateTime({})",
+                spec.from.unix_timestamp(),
+                spec.until.unix_timestamp()
+            ),
+            binds: vec![id],
+        };
+        let filter = &spec.filter;
+        conditions.push(
+            "campaign_id",
+            filter.campaign.as_ref().map(|c| c.to_string()),
+        );
+        conditions.push(
+            "affiliate_id",
+            filter.affiliate.as_ref().map(|a| a.to_string()),
+        );
+        conditions.push("link_id", filter.link.as_ref().map(|l| l.to_string()));
+        if conversions {
+            // Never change between versions, so they may narrow the rows before collapsing.
+            conditions.push("event_type", filter.event_type.map(|e| e.to_string()));
+            conditions.push("currency", filter.currency.map(|c| c.to_string()));
+        }
+        conditions
+    }
+
+    fn push(&mut self, column: &str, value: Option<String>) {
+        if let Some(value) = value {
+            self.sql.push_str(&format!(" AND {column} = ?"));
+            self.binds.push(value);
+        }
+    }
+}
+
+impl Store {
+    /// The click and conversion groups of a report, in no order.
+    ///
+    /// `source` is the caller's choice: rollups are exact only where
+    /// [`ReportSpec::rollups_apply`].
+    pub async fn report_groups(
+        &self,
+        spec: &ReportSpec,
+        source: ReportSource,
+    ) -> Result<(Vec<ClickGroup>, Vec<ConversionGroup>), StoreError> {
+        let zone = zone_literal(&spec.time_zone_name)?;
+        tokio::try_join!(
+            self.click_groups(spec, &zone, source),
+            self.conversion_groups(spec, &zone, source)
+        )
+    }
+
+    async fn click_groups(
+        &self,
+        spec: &ReportSpec,
+        zone: &str,
+        source: ReportSource,
+    ) -> Result<Vec<ClickGroup>, StoreError> {
+        let dimensions = spec.click_dimensions();
+        let (time_column, columns) = match source {
+            ReportSource::Raw => ("clicked_at", &CLICKS),
+            ReportSource::Rollups => ("hour", &CLICK_ROLLUPS),
+        };
+        let conditions = Conditions::new(spec, time_column, false);
+        let counted = match source {
+            ReportSource::Raw => "uniqExact(click_id) AS clicks FROM clicks",
+            ReportSource::Rollups => "sum(clicks) AS clicks FROM report_clicks_hourly",
+        };
+        let (filter, binds) = match source {
+            ReportSource::Raw => (conditions.sql.clone(), conditions.binds.clone()),
+            ReportSource::Rollups => (
+                format!(
+                    "{} AND {}",
+                    conditions.sql,
+                    latest_generation("report_clicks_hourly", &conditions.sql)
+                ),
+                [conditions.binds.clone(), conditions.binds.clone()].concat(),
+            ),
+        };
+        let sql = format!(
+            "SELECT {} AS dims, {counted} WHERE {filter} GROUP BY dims",
+            dims_sql(dimensions, columns, zone),
+        );
+        let mut query = self.client().query(&sql);
+        for bind in &binds {
+            query = query.bind(bind);
+        }
+        let rows = self
+            .within(
+                Exchange::Read,
+                "report clicks",
+                query.fetch_all::<ClickCount>(),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| ClickGroup {
+                dims: sortable(dimensions, row.dims),
+                clicks: row.clicks,
+            })
+            .collect())
+    }
+
+    async fn conversion_groups(
+        &self,
+        spec: &ReportSpec,
+        zone: &str,
+        source: ReportSource,
+    ) -> Result<Vec<ConversionGroup>, StoreError> {
+        let (time_column, from) = match source {
+            ReportSource::Raw => ("created_at", FINAL_CONVERSIONS),
+            ReportSource::Rollups
+                if spec.filter.status.is_none() && !spec.group_by.contains(&Dimension::Status) =>
+            {
+                ("hour", ROLLUP_CONVERSIONS_SUMMED)
+            }
+            ReportSource::Rollups => ("hour", ROLLUP_CONVERSIONS),
+        };
+        let table = match (source, &spec.scope) {
+            (ReportSource::Rollups, _) => "report_conversions_hourly",
+            (ReportSource::Raw, ReportScope::Brand(_)) => "conversions_by_brand",
+            (ReportSource::Raw, ReportScope::Affiliate(_)) => "conversions_by_affiliate",
+        };
+        let conditions = Conditions::new(spec, time_column, true);
+        let status = spec
+            .filter
+            .status
+            .map(|status| format!(" WHERE latest_status = '{}'", status.as_str()))
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT {dims} AS dims, latest_currency AS currency, \
+                    latest_commission_currency AS commission_currency, \
+                    sum(n) AS conversions, \
+                    sum(n_pending) AS pending, \
+                    sum(n_approved) AS approved, \
+                    sum(n_rejected) AS rejected, \
+                    toString(sum(latest_amount)) AS amount, \
+                    toString(sum(latest_commission)) AS commission \
+             FROM ({from}){status} \
+             GROUP BY dims, currency, commission_currency",
+            dims = dims_sql(&spec.group_by, &LATEST, zone),
+            from = from
+                .replace("{table}", table)
+                .replace(
+                    "{latest_generation}",
+                    &latest_generation(table, &conditions.sql)
+                )
+                .replace("{conditions}", &conditions.sql),
+        );
+        // The rollups' generation subquery repeats the conditions and their values.
+        let binds = match source {
+            ReportSource::Raw => conditions.binds.clone(),
+            ReportSource::Rollups => [conditions.binds.clone(), conditions.binds.clone()].concat(),
+        };
+        let mut query = self
+            .client()
+            .query(&sql)
+            .with_setting("optimize_move_to_prewhere", "0");
+        for bind in &binds {
+            query = query.bind(bind);
+        }
+        let rows = self
+            .within(
+                Exchange::Read,
+                "report conversions",
+                query.fetch_all::<ConversionSums>(),
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let decimal = |text: &str, what: &str| {
+                    text.parse::<Decimal>().map_err(|_| {
+                        StoreError::Refused(format!("a report's {what} reads {text:?}"))
+                    })
+                };
+                Ok(ConversionGroup {
+                    dims: sortable(&spec.group_by, row.dims),
+                    amount: decimal(&row.amount, "amount")?,
+                    commission: decimal(&row.commission, "commission")?,
+                    currency: row.currency,
+                    commission_currency: row.commission_currency,
+                    conversions: row.conversions,
+                    pending: row.pending,
+                    approved: row.approved,
+                    rejected: row.rejected,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Hour buckets arrive as Unix times; padded to one width they sort as they are ordered
+/// in time (which their local labels, across a DST change, would not).
+fn sortable(dimensions: &[Dimension], mut dims: Vec<String>) -> Vec<String> {
+    for (dimension, value) in dimensions.iter().zip(dims.iter_mut()) {
+        if *dimension == Dimension::Time(Granularity::Hour) {
+            *value = format!("{value:0>12}");
+        }
+    }
+    dims
+}

@@ -1,0 +1,158 @@
+//! The hourly report rollups (`sql/0008_report_rollups.sql`): which (brand, UTC day)s an
+//! INSERT touched since they were last recomputed, and the recompute of one of them.
+
+use clickhouse::Row;
+use serde::Deserialize;
+use time::Date;
+use time::macros::format_description;
+
+use super::deadline::Exchange;
+use super::{Store, StoreError};
+
+/// A brand's UTC day whose rollup rows must be recomputed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DirtyDay {
+    pub brand_id: String,
+    pub day: Date,
+}
+
+#[derive(Row, Deserialize)]
+struct DirtyRow {
+    brand_id: String,
+    day_text: String,
+}
+
+impl Store {
+    /// Days marked at or after `since` whose latest mark is not older than their last
+    /// recompute by more than `margin_seconds` (or that were never recomputed).
+    ///
+    /// The margin covers an INSERT still being written when its mark is already readable:
+    /// its day is recomputed again by every pass until `margin_seconds` after its mark.
+    pub async fn dirty_report_days(
+        &self,
+        since: u32,
+        margin_seconds: u32,
+    ) -> Result<Vec<DirtyDay>, StoreError> {
+        let sql = "SELECT brand_id, toString(day) AS day_text FROM ( \
+                SELECT brand_id, day, max(marked_at) AS marked FROM report_dirty_days \
+                WHERE marked_at >= toDateTime(?) GROUP BY brand_id, day \
+            ) ANY LEFT JOIN ( \
+                SELECT brand_id, day, max(refreshed_at) AS refreshed FROM report_refreshes \
+                GROUP BY brand_id, day \
+            ) USING (brand_id, day) \
+            WHERE toUInt32(marked) + ? >= toUInt32(refreshed) \
+            ORDER BY day, brand_id";
+        let rows = self
+            .within(
+                Exchange::Read,
+                "dirty report days",
+                self.client()
+                    .query(sql)
+                    .bind(since)
+                    .bind(margin_seconds)
+                    .fetch_all::<DirtyRow>(),
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let day = Date::parse(&row.day_text, format_description!("[year]-[month]-[day]"))
+                    .map_err(|_| {
+                    StoreError::Refused(format!("a dirty day reads {:?}", row.day_text))
+                })?;
+                Ok(DirtyDay {
+                    brand_id: row.brand_id,
+                    day,
+                })
+            })
+            .collect()
+    }
+
+    /// Rewrites the rollup rows of one brand's UTC day from the latest version of each of
+    /// its conversions and its distinct clicks as a new generation `version`, then records
+    /// the recompute as of `started_at` (the server's clock when the pass began).
+    ///
+    /// Each table's generation is one `INSERT … SELECT`, written as one part (ClickHouse
+    /// squashes it into blocks of a million rows, more than a brand's day has keys), so a
+    /// generation is seen whole or not at all; and it holds every key the day ever had.
+    /// Readers therefore take, per brand and day, the rows of the highest version there
+    /// is, without FINAL; merges only drop rows of older generations.
+    pub async fn refresh_report_day(
+        &self,
+        dirty: &DirtyDay,
+        started_at: u32,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let from = dirty.day.midnight().assume_utc().unix_timestamp();
+        let until = from + 86_400;
+        let conversions = format!(
+            "INSERT INTO report_conversions_hourly (brand_id, hour, campaign_id, affiliate_id, \
+                 link_id, event_type, currency, commission_currency, version, pending, approved, \
+                 rejected, amount_pending, amount_approved, amount_rejected, commission_pending, \
+                 commission_approved, commission_rejected) \
+             SELECT ?, toStartOfHour(latest_created_at, 'UTC') AS h, latest_campaign_id, \
+                    latest_affiliate_id, latest_link_id, latest_event_type, latest_currency, \
+                    latest_commission_currency, {version}, \
+                    countIf(latest_status = 'pending'), countIf(latest_status = 'approved'), \
+                    countIf(latest_status = 'rejected'), \
+                    sumIf(latest_amount, latest_status = 'pending'), \
+                    sumIf(latest_amount, latest_status = 'approved'), \
+                    sumIf(latest_amount, latest_status = 'rejected'), \
+                    sumIf(latest_commission, latest_status = 'pending'), \
+                    sumIf(latest_commission, latest_status = 'approved'), \
+                    sumIf(latest_commission, latest_status = 'rejected') \
+             FROM ({latest}) \
+             GROUP BY h, latest_campaign_id, latest_affiliate_id, latest_link_id, \
+                      latest_event_type, latest_currency, latest_commission_currency",
+            latest = super::reports::LATEST_CONVERSIONS.replace(
+                "{table}",
+                "conversions_by_brand"
+            ).replace(
+                "{conditions}",
+                &format!(
+                    "brand_id = ? AND created_at >= toDateTime({from}) AND created_at < toDateTime({until})"
+                )
+            ),
+        );
+        let clicks = format!(
+            "INSERT INTO report_clicks_hourly (brand_id, hour, campaign_id, affiliate_id, \
+                 link_id, version, clicks) \
+             SELECT brand_id, toStartOfHour(clicked_at, 'UTC') AS h, campaign_id, affiliate_id, \
+                    link_id, {version}, uniqExact(click_id) \
+             FROM clicks \
+             WHERE brand_id = ? AND clicked_at >= toDateTime({from}) \
+               AND clicked_at < toDateTime({until}) \
+             GROUP BY brand_id, h, campaign_id, affiliate_id, link_id"
+        );
+        let brand = dirty.brand_id.as_str();
+        self.within(
+            Exchange::Bulk,
+            "conversion rollup refresh",
+            self.client()
+                .query(&conversions)
+                .bind(brand)
+                .bind(brand)
+                .execute(),
+        )
+        .await?;
+        self.within(
+            Exchange::Bulk,
+            "click rollup refresh",
+            self.client().query(&clicks).bind(brand).execute(),
+        )
+        .await?;
+        self.within(
+            Exchange::Write,
+            "rollup refresh record",
+            self.client()
+                .query(
+                    "INSERT INTO report_refreshes (brand_id, day, refreshed_at) \
+                     VALUES (?, toDate(?), ?)",
+                )
+                .bind(brand)
+                .bind(dirty.day.to_string())
+                .bind(started_at)
+                .execute(),
+        )
+        .await
+    }
+}
