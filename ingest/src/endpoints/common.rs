@@ -20,7 +20,7 @@ use futures_util::future::LocalBoxFuture;
 use crate::auth::{self, KeyFrom};
 use crate::dedup::Outcome;
 use crate::error::ApiError;
-use crate::request::{read_body, require_json};
+use crate::request::{MAX_BODY_BYTES, read_body_within, require_json};
 use crate::state::AppState;
 use crate::views;
 
@@ -33,8 +33,8 @@ pub struct Caller(pub Principal);
 /// The operator, holding the admin token.
 pub struct Operator;
 
-/// A JSON body (or one without a content type), read whole within its size limit.
-pub struct JsonBody(pub Bytes);
+/// A JSON body (or one without a content type), read whole within `LIMIT` bytes.
+pub struct JsonBody<const LIMIT: usize = MAX_BODY_BYTES>(pub Bytes);
 
 impl FromRequest for BrandCaller {
     type Error = ApiError;
@@ -63,7 +63,7 @@ impl FromRequest for Operator {
     }
 }
 
-impl FromRequest for JsonBody {
+impl<const LIMIT: usize> FromRequest for JsonBody<LIMIT> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -72,7 +72,7 @@ impl FromRequest for JsonBody {
         let payload = payload.take();
         Box::pin(async move {
             require_json(&request)?;
-            read_body(&request, payload).await.map(Self)
+            read_body_within(&request, payload, LIMIT).await.map(Self)
         })
     }
 }

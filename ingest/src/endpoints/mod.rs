@@ -1,6 +1,7 @@
 //! One file per route family, and the routes table.
 
 mod admin;
+mod bulk_status;
 mod click;
 mod common;
 mod key_limits;
@@ -30,6 +31,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::method(actix_web::http::Method::OPTIONS).to(pixel::preflight)),
         )
         .service(resource("/api/conversions").route(web::get().to(listing::list)))
+        // Before /api/conversions/{id}, which would otherwise match "status" as an id.
+        .service(resource("/api/conversions/status").route(web::post().to(bulk_status::decide)))
         .service(
             resource("/api/conversions/{id}")
                 .route(web::get().to(listing::get))

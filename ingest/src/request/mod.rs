@@ -1,13 +1,15 @@
 //! Requests become domain types here; handlers past this point hold only checked values.
 
 mod body;
+mod bulk_status;
 mod conversion;
 mod list;
 mod pixel;
 mod query;
 mod status_change;
 
-pub use body::{read_body, require_json};
+pub use body::{MAX_BODY_BYTES, read_body, read_body_within, require_json};
+pub use bulk_status::{BulkStatusChange, Decision, MAX_BULK_ITEMS};
 pub use conversion::{ConversionInput, repair_postback_query, verify_click};
 pub use list::{ListParams, parse_bound};
 pub use pixel::PixelInput;

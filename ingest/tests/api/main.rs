@@ -18,4 +18,5 @@ mod logs;
 mod operations;
 mod pixel_script;
 mod rate_limits;
+mod review_workflow;
 mod tenancy;
