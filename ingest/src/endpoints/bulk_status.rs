@@ -11,10 +11,12 @@ use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
 use attributor::domain::{BrandId, ConversionId};
+use attributor::store::StatusChangeRow;
 use attributor::{Conversion, PipelineError};
 use futures_util::future::{join_all, try_join_all};
 use serde::Serialize;
 
+use super::actor::KeyActor;
 use super::common::{BrandCaller, JsonBody};
 use crate::error::ApiError;
 use crate::request::{BulkStatusChange, Decision, MAX_BULK_ITEMS};
@@ -56,6 +58,7 @@ struct Tally {
 
 pub async fn decide(
     BrandCaller(brand): BrandCaller,
+    KeyActor(actor): KeyActor,
     JsonBody(body): JsonBody<MAX_BULK_BODY_BYTES>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -63,7 +66,7 @@ pub async fn decide(
     let mut current = latest_versions(&state, &brand, &bulk.decisions).await?;
     let now = state.clock.now();
     let mut results = Vec::with_capacity(bulk.decisions.len());
-    let mut changes: Vec<Conversion> = Vec::new();
+    let mut changes: Vec<(Conversion, StatusChangeRow)> = Vec::new();
     for decision in &bulk.decisions {
         let conversion = ConversionId::parse(&decision.conversion_id)
             .ok()
@@ -84,7 +87,10 @@ pub async fn decide(
             Decided::InvalidTransition
         } else {
             *conversion = conversion.with_status(decision.status, &decision.note, now);
-            changes.push(conversion.clone());
+            changes.push((
+                conversion.clone(),
+                StatusChangeRow::of(conversion, was, &actor),
+            ));
             Decided::Updated
         };
         results.push(ItemResult {
@@ -136,11 +142,14 @@ async fn latest_versions(
 
 /// Queues every change at once and waits for all of them; any refusal refuses the call.
 /// What was journaled stays journaled (and cached) either way.
-async fn journal_all(state: &AppState, changes: Vec<Conversion>) -> Result<(), ApiError> {
+async fn journal_all(
+    state: &AppState,
+    changes: Vec<(Conversion, StatusChangeRow)>,
+) -> Result<(), ApiError> {
     let answers = join_all(
         changes
             .into_iter()
-            .map(|next| state.pipeline.record_change(next)),
+            .map(|(next, change)| state.pipeline.record_change(next, change)),
     )
     .await;
     let mut refused: Option<PipelineError> = None;

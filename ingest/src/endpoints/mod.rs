@@ -1,9 +1,11 @@
 //! One file per route family, and the routes table.
 
+mod actor;
 mod admin;
 mod bulk_status;
 mod click;
 mod common;
+mod history;
 mod key_limits;
 mod listing;
 mod ops;
@@ -38,6 +40,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(listing::get))
                 .route(web::patch().to(review::patch)),
         )
+        .service(resource("/api/conversions/{id}/history").route(web::get().to(history::history)))
         .service(resource("/c/{link_id}").route(web::get().to(click::redirect)))
         .service(resource("/pixel.js").route(web::get().to(pixel::script)))
         .service(resource("/api/admin/brands").route(web::post().to(admin::create_brand)))

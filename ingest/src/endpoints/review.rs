@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use attributor::catalog::Principal;
+use attributor::store::StatusChangeRow;
 
+use super::actor::KeyActor;
 use super::common::{BrandCaller, JsonBody, visible_conversion};
 use crate::error::ApiError;
 use crate::request::StatusChange;
@@ -15,6 +17,7 @@ use crate::views;
 
 pub async fn patch(
     BrandCaller(brand): BrandCaller,
+    KeyActor(actor): KeyActor,
     id: web::Path<String>,
     JsonBody(body): JsonBody,
     state: web::Data<AppState>,
@@ -38,7 +41,8 @@ pub async fn patch(
     let next = current.with_status(change.status, &change.note, state.clock.now());
     // Journaled after every version this node journaled before; the shipper writes its
     // conversion and commission rows together.
-    let next = state.pipeline.record_change(next).await?;
+    let change = StatusChangeRow::of(&next, current.status, &actor);
+    let next = state.pipeline.record_change(next, change).await?;
     state.dedup.refresh(Arc::clone(&next)).await;
     state.list_totals.forget_brand(&next.brand);
     Ok(HttpResponse::Ok().json(views::data(&next)))
