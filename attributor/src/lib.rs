@@ -15,6 +15,7 @@ pub mod clock;
 pub mod commission;
 pub mod conversion;
 pub mod domain;
+pub mod hold;
 pub mod journal;
 pub mod metrics;
 pub mod pipeline;

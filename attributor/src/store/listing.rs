@@ -39,6 +39,19 @@ pub struct ListFilter {
     pub campaign: Option<CampaignId>,
     pub affiliate: Option<AffiliateId>,
     pub status: Option<Status>,
+    /// Only conversions of campaigns with a hold whose scheduled approval falls in these
+    /// ranges (one per campaign); an empty list matches nothing.
+    pub scheduled: Option<Vec<ScheduledRange>>,
+}
+
+/// Conversions of `campaign` created in `[created_from, created_until)`: for a hold of
+/// `d` days, the ones whose approval is scheduled in `[from, until)` are created in
+/// `[from − d, until − d)`, a range of the listing copy's sort key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScheduledRange {
+    pub campaign: CampaignId,
+    pub created_from: Option<OffsetDateTime>,
+    pub created_until: Option<OffsetDateTime>,
 }
 
 /// Which page, counted from 1.
@@ -95,7 +108,33 @@ impl Conditions {
         if let Some(status) = filter.status {
             conditions.push(" AND status = ?", Bound::Text(status.to_string()));
         }
+        if let Some(ranges) = &filter.scheduled {
+            conditions.scheduled(ranges);
+        }
         conditions
+    }
+
+    fn scheduled(&mut self, ranges: &[ScheduledRange]) {
+        if ranges.is_empty() {
+            self.sql.push_str(" AND 0");
+            return;
+        }
+        let seconds = |at: OffsetDateTime| Bound::Seconds(at.unix_timestamp().max(0));
+        self.sql.push_str(" AND (");
+        for (n, range) in ranges.iter().enumerate() {
+            if n > 0 {
+                self.sql.push_str(" OR ");
+            }
+            self.push("(campaign_id = ?", Bound::Text(range.campaign.to_string()));
+            if let Some(from) = range.created_from {
+                self.push(" AND created_at >= toDateTime(?)", seconds(from));
+            }
+            if let Some(until) = range.created_until {
+                self.push(" AND created_at < toDateTime(?)", seconds(until));
+            }
+            self.sql.push(')');
+        }
+        self.sql.push(')');
     }
 
     fn since(&mut self, from: OffsetDateTime) {

@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "status_changes",
         sql: include_str!("../../../sql/0012_status_changes.sql"),
     },
+    Migration {
+        number: 14,
+        name: "campaign_holds",
+        sql: include_str!("../../../sql/0014_campaign_holds.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

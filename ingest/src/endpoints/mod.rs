@@ -5,6 +5,7 @@ mod admin;
 mod bulk_status;
 mod click;
 mod common;
+mod held;
 mod history;
 mod key_limits;
 mod listing;

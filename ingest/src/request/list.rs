@@ -11,6 +11,9 @@ use crate::error::ApiError;
 pub const DEFAULT_PER_PAGE: u32 = 50;
 pub const MAX_PER_PAGE: u32 = 1_000;
 
+/// `[from, until)`, either end open.
+pub type TimeRange = (Option<OffsetDateTime>, Option<OffsetDateTime>);
+
 /// The query string of `GET /api/conversions`, as sent.
 #[derive(Debug, Default)]
 pub struct ListParams {
@@ -21,6 +24,8 @@ pub struct ListParams {
     pub status: Option<String>,
     pub page: Option<String>,
     pub per_page: Option<String>,
+    pub scheduled_approval_from: Option<String>,
+    pub scheduled_approval_to: Option<String>,
 }
 
 impl ListParams {
@@ -35,6 +40,8 @@ impl ListParams {
                 "status" => &mut params.status,
                 "page" => &mut params.page,
                 "per_page" => &mut params.per_page,
+                "scheduled_approval_from" => &mut params.scheduled_approval_from,
+                "scheduled_approval_to" => &mut params.scheduled_approval_to,
                 _ => continue,
             };
             if slot.is_none() && !value.is_empty() {
@@ -42,6 +49,31 @@ impl ListParams {
             }
         }
         Ok(params)
+    }
+
+    /// The asked range of `scheduled_approval_at` (`[from, until)`), if any bound was sent.
+    /// Which conversions it means depends on the campaigns' holds, so the handler turns
+    /// it into the filter's `scheduled` ranges.
+    pub fn scheduled_approval(&self) -> Result<Option<TimeRange>, ApiError> {
+        let from = self
+            .scheduled_approval_from
+            .as_deref()
+            .map(|text| parse_bound(text, "scheduled_approval_from", false))
+            .transpose()?;
+        let until = self
+            .scheduled_approval_to
+            .as_deref()
+            .map(|text| parse_bound(text, "scheduled_approval_to", true))
+            .transpose()?;
+        if let (Some(from), Some(until)) = (from, until)
+            && until <= from
+        {
+            return Err(ApiError::invalid(
+                "scheduled_approval_to",
+                "must not be before scheduled_approval_from",
+            ));
+        }
+        Ok((from.is_some() || until.is_some()).then_some((from, until)))
     }
 
     /// The filter for `principal`: brands list their own brand's conversions, affiliates
@@ -106,6 +138,7 @@ impl ListParams {
             campaign,
             affiliate,
             status,
+            scheduled: None,
         };
         Ok((filter, PageRequest { page, per_page }))
     }
