@@ -10,6 +10,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::conversions::Count;
+use super::cursor::ListCursor;
 use super::deadline::Exchange;
 use super::rows::ConversionRow;
 use super::{Store, StoreError};
@@ -137,6 +138,16 @@ impl Conditions {
         self.sql.push(')');
     }
 
+    fn after(&mut self, cursor: &ListCursor) {
+        let seconds = cursor.created_at.unix_timestamp();
+        self.push(" AND (created_at < toDateTime(?)", Bound::Seconds(seconds));
+        self.push(" OR (created_at = toDateTime(?)", Bound::Seconds(seconds));
+        self.push(
+            " AND conversion_id < ?))",
+            Bound::Text(cursor.conversion_id.to_string()),
+        );
+    }
+
     fn since(&mut self, from: OffsetDateTime) {
         self.push(
             " AND created_at >= toDateTime(?)",
@@ -169,11 +180,37 @@ impl Store {
         page: PageRequest,
         now: OffsetDateTime,
     ) -> Result<Vec<Conversion>, StoreError> {
+        self.list_page(filter, page, None, now).await
+    }
+
+    /// `per_page` conversions that sort after `cursor` (older, or as old with a smaller
+    /// id), newest first: the page after the one `cursor` ended.
+    pub async fn list_conversions_after(
+        &self,
+        filter: &ListFilter,
+        per_page: u32,
+        cursor: &ListCursor,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Conversion>, StoreError> {
+        let page = PageRequest { page: 1, per_page };
+        self.list_page(filter, page, Some(cursor), now).await
+    }
+
+    async fn list_page(
+        &self,
+        filter: &ListFilter,
+        page: PageRequest,
+        after: Option<&ListCursor>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Conversion>, StoreError> {
         let offset = u64::from(page.page.saturating_sub(1)) * u64::from(page.per_page);
         // Nothing is created after now: a window that starts in the future is empty. (Rows
         // stamped a little ahead by another node's clock are still read: the window has no
-        // upper end but `until`.)
-        let newest = filter.until.map_or(now, |until| until.min(now));
+        // upper end but `until`.) After a cursor, nothing is newer than the cursor's second.
+        let mut newest = filter.until.map_or(now, |until| until.min(now));
+        if let Some(after) = after {
+            newest = newest.min(after.created_at + Duration::seconds(1));
+        }
         let mut window = FIRST_WINDOW;
         loop {
             // Never below what a DateTime holds: a window reaching past 1970 is the whole
@@ -186,6 +223,9 @@ impl Store {
             let mut conditions = Conditions::of(filter);
             if let (false, Some(lower)) = (whole_range, lower) {
                 conditions.since(lower);
+            }
+            if let Some(after) = after {
+                conditions.after(after);
             }
             let sql = format!(
                 "SELECT ?fields FROM {} FINAL WHERE {} \

@@ -1,6 +1,6 @@
 use attributor::catalog::Principal;
 use attributor::domain::{AffiliateId, CampaignId, Status};
-use attributor::store::{ListFilter, ListOwner, PageRequest};
+use attributor::store::{ListCursor, ListFilter, ListOwner, PageRequest};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime};
@@ -26,6 +26,7 @@ pub struct ListParams {
     pub per_page: Option<String>,
     pub scheduled_approval_from: Option<String>,
     pub scheduled_approval_to: Option<String>,
+    pub cursor: Option<String>,
 }
 
 impl ListParams {
@@ -42,6 +43,7 @@ impl ListParams {
                 "per_page" => &mut params.per_page,
                 "scheduled_approval_from" => &mut params.scheduled_approval_from,
                 "scheduled_approval_to" => &mut params.scheduled_approval_to,
+                "cursor" => &mut params.cursor,
                 _ => continue,
             };
             if slot.is_none() && !value.is_empty() {
@@ -74,6 +76,15 @@ impl ListParams {
             ));
         }
         Ok((from.is_some() || until.is_some()).then_some((from, until)))
+    }
+
+    /// The page to continue after (`meta.next_cursor` of the previous page), if any; it
+    /// takes the place of `page`.
+    pub fn cursor(&self) -> Result<Option<ListCursor>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|text| ListCursor::parse(text).map_err(|e| ApiError::invalid("cursor", e)))
+            .transpose()
     }
 
     /// The filter for `principal`: brands list their own brand's conversions, affiliates
