@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::guard::GuardContext;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 use attributor::domain::{BrandId, ConversionId};
 use attributor::store::StatusChangeRow;
 use attributor::{Conversion, PipelineError};
@@ -19,7 +21,9 @@ use serde::Serialize;
 use super::actor::KeyActor;
 use super::common::{BrandCaller, JsonBody};
 use crate::error::ApiError;
-use crate::request::{BulkStatusChange, Decision, MAX_BULK_ITEMS};
+use crate::request::{
+    BulkStatusChange, Decision, MAX_BULK_ITEMS, decisions_from_csv, read_body_within,
+};
 use crate::state::AppState;
 
 /// A thousand items with notes of a few hundred bytes each.
@@ -63,11 +67,45 @@ pub async fn decide(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let bulk = BulkStatusChange::from_json(&body)?;
-    let mut current = latest_versions(&state, &brand, &bulk.decisions).await?;
+    answer_decisions(&state, &brand, &actor, &bulk.decisions).await
+}
+
+/// The same decisions uploaded as CSV (`Content-Type: text/csv`); see
+/// [`decisions_from_csv`] for the columns.
+pub async fn decide_csv(
+    BrandCaller(brand): BrandCaller,
+    KeyActor(actor): KeyActor,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body_within(&request, payload, MAX_BULK_BODY_BYTES).await?;
+    let decisions = decisions_from_csv(&body, &brand)?;
+    answer_decisions(&state, &brand, &actor, &decisions).await
+}
+
+/// Whether the request's body is CSV (any parameters, e.g. `charset`).
+pub fn is_csv(request: &GuardContext<'_>) -> bool {
+    request
+        .head()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/csv"))
+}
+
+async fn answer_decisions(
+    state: &AppState,
+    brand: &BrandId,
+    actor: &str,
+    decisions: &[Decision],
+) -> Result<HttpResponse, ApiError> {
+    let mut current = latest_versions(state, brand, decisions).await?;
     let now = state.clock.now();
-    let mut results = Vec::with_capacity(bulk.decisions.len());
+    let mut results = Vec::with_capacity(decisions.len());
     let mut changes: Vec<(Conversion, StatusChangeRow)> = Vec::new();
-    for decision in &bulk.decisions {
+    for decision in decisions {
         let conversion = ConversionId::parse(&decision.conversion_id)
             .ok()
             .and_then(|id| current.get_mut(&id));
@@ -89,7 +127,7 @@ pub async fn decide(
             *conversion = conversion.with_status(decision.status, &decision.note, now);
             changes.push((
                 conversion.clone(),
-                StatusChangeRow::of(conversion, was, &actor),
+                StatusChangeRow::of(conversion, was, actor),
             ));
             Decided::Updated
         };
@@ -101,7 +139,7 @@ pub async fn decide(
         });
     }
 
-    journal_all(&state, changes).await?;
+    journal_all(state, changes).await?;
     let mut tally = Tally::default();
     for item in &results {
         *match item.result {
@@ -112,7 +150,7 @@ pub async fn decide(
         } += 1;
     }
     if tally.updated > 0 {
-        state.list_totals.forget_brand(&brand);
+        state.list_totals.forget_brand(brand);
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({"data": results, "meta": tally})))
 }

@@ -35,7 +35,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/api/conversions").route(web::get().to(listing::list)))
         // Before /api/conversions/{id}, which would otherwise match "status" as an id.
-        .service(resource("/api/conversions/status").route(web::post().to(bulk_status::decide)))
+        .service(
+            resource("/api/conversions/status")
+                .route(
+                    web::post()
+                        .guard(actix_web::guard::fn_guard(bulk_status::is_csv))
+                        .to(bulk_status::decide_csv),
+                )
+                .route(web::post().to(bulk_status::decide)),
+        )
         .service(
             resource("/api/conversions/{id}")
                 .route(web::get().to(listing::get))

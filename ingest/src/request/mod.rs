@@ -3,6 +3,7 @@
 mod body;
 mod bulk_status;
 mod conversion;
+mod decisions_csv;
 mod list;
 mod pixel;
 mod query;
@@ -11,6 +12,7 @@ mod status_change;
 pub use body::{MAX_BODY_BYTES, read_body, read_body_within, require_json};
 pub use bulk_status::{BulkStatusChange, Decision, MAX_BULK_ITEMS};
 pub use conversion::{ConversionInput, repair_postback_query, verify_click};
+pub use decisions_csv::decisions_from_csv;
 pub use list::{ListParams, parse_bound};
 pub use pixel::PixelInput;
 pub use query::QueryPairs;
