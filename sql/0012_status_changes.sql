@@ -6,6 +6,7 @@ CREATE TABLE IF NOT EXISTS status_changes (
     conversion_id String,
     brand_id      String,
     version       UInt64,
+    created_at    DateTime,
     changed_at    DateTime,
     from_status   String,
     to_status     String,

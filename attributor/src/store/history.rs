@@ -18,6 +18,9 @@ pub struct StatusChangeRow {
     pub brand_id: String,
     /// The conversion version this change produced.
     pub version: u64,
+    /// The conversion's: where its rows sort in the listing copies.
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub created_at: OffsetDateTime,
     #[serde(with = "clickhouse::serde::time::datetime")]
     pub changed_at: OffsetDateTime,
     pub from_status: String,
@@ -35,6 +38,7 @@ impl StatusChangeRow {
             conversion_id: next.id.to_string(),
             brand_id: next.brand.to_string(),
             version: next.version,
+            created_at: next.created_at,
             changed_at: next.updated_at,
             from_status: from.to_string(),
             to_status: next.status.to_string(),
@@ -56,6 +60,7 @@ impl StatusChangeRow {
         .map(|text| text.len() + 2)
         .sum::<usize>()
             + 8
+            + 4
             + 4
     }
 }

@@ -77,6 +77,10 @@ struct Conditions {
 impl Conditions {
     fn of(filter: &ListFilter) -> Self {
         let (table, owner_column, owner_id) = match &filter.owner {
+            // A brand's status filter reads that status's rows only (the pending queue).
+            ListOwner::Brand(brand) if filter.status.is_some() => {
+                ("conversions_by_status", "brand_id", brand.to_string())
+            }
             ListOwner::Brand(brand) => ("conversions_by_brand", "brand_id", brand.to_string()),
             ListOwner::Affiliate(affiliate) => (
                 "conversions_by_affiliate",
@@ -108,6 +112,10 @@ impl Conditions {
         // each conversion's latest status.
         if let Some(status) = filter.status {
             conditions.push(" AND status = ?", Bound::Text(status.to_string()));
+            if table == "conversions_by_status" {
+                // A row left under a status the conversion no longer has is a tombstone.
+                conditions.sql.push_str(" AND live = 1");
+            }
         }
         if let Some(ranges) = &filter.scheduled {
             conditions.scheduled(ranges);

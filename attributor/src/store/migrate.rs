@@ -61,6 +61,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "campaign_holds",
         sql: include_str!("../../../sql/0014_campaign_holds.sql"),
     },
+    Migration {
+        number: 16,
+        name: "conversions_by_status",
+        sql: include_str!("../../../sql/0016_conversions_by_status.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -57,3 +57,29 @@ async fn the_pending_queue_pages_by_cursor_as_by_page_number() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["field"], "cursor");
 }
+
+#[tokio::test]
+async fn status_filters_show_each_conversion_under_its_latest_status_only() {
+    let app = TestApp::spawn().await;
+    let net = app.network().await;
+    let kept = report(&app, &net, "s-1").await;
+    let reversed = report(&app, &net, "s-2").await;
+    let waiting = report(&app, &net, "s-3").await;
+    let approve = json!({"conversion_ids": [kept, reversed], "status": "approved"});
+    bulk(&app, &net.brand_key, &approve).await;
+    app.drain().await;
+    let reject = json!({"conversion_ids": [reversed], "status": "rejected"});
+    bulk(&app, &net.brand_key, &reject).await;
+    app.drain().await;
+    for (status, expected) in [
+        ("approved", vec![kept.clone()]),
+        ("rejected", vec![reversed.clone()]),
+        ("pending", vec![waiting.clone()]),
+    ] {
+        let path = format!("/api/conversions?status={status}");
+        let (_, list) = json_body(app.get(&net.brand_key, &path).await).await;
+        assert_eq!(listed(&list), expected, "{status}: {list}");
+        assert_eq!(list["meta"]["total"], 1, "{status}");
+        assert_eq!(list["data"][0]["status"], status);
+    }
+}
