@@ -18,9 +18,16 @@ use crate::conversion::Conversion;
 use crate::domain::{AffiliateId, BrandId, CampaignId, Status};
 
 const FIRST_WINDOW: Duration = Duration::hours(1);
+/// The copy sorted by (brand, status, created_at) that a brand's status filter reads.
+const STATUS_COPY: &str = "conversions_by_status";
 const WIDENING: i32 = 8;
 /// Past this the window is dropped: the whole history is read.
 const WIDEST_WINDOW: Duration = Duration::days(400);
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Newest {
+    newest: u32,
+}
 
 /// Whose conversions a listing shows: a brand's, or an affiliate's across brands.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,7 +86,7 @@ impl Conditions {
         let (table, owner_column, owner_id) = match &filter.owner {
             // A brand's status filter reads that status's rows only (the pending queue).
             ListOwner::Brand(brand) if filter.status.is_some() => {
-                ("conversions_by_status", "brand_id", brand.to_string())
+                (STATUS_COPY, "brand_id", brand.to_string())
             }
             ListOwner::Brand(brand) => ("conversions_by_brand", "brand_id", brand.to_string()),
             ListOwner::Affiliate(affiliate) => (
@@ -112,7 +119,7 @@ impl Conditions {
         // each conversion's latest status.
         if let Some(status) = filter.status {
             conditions.push(" AND status = ?", Bound::Text(status.to_string()));
-            if table == "conversions_by_status" {
+            if table == STATUS_COPY {
                 // A row left under a status the conversion no longer has is a tombstone.
                 conditions.sql.push_str(" AND live = 1");
             }
@@ -219,6 +226,9 @@ impl Store {
         if let Some(after) = after {
             newest = newest.min(after.created_at + Duration::seconds(1));
         }
+        if Conditions::of(filter).table == STATUS_COPY {
+            newest = newest.min(self.newest_of_status(filter).await? + Duration::seconds(1));
+        }
         let mut window = FIRST_WINDOW;
         loop {
             // Never below what a DateTime holds: a window reaching past 1970 is the whole
@@ -252,6 +262,26 @@ impl Store {
             }
             window *= WIDENING;
         }
+    }
+
+    /// The newest creation time of the filter's status (as read without FINAL, so perhaps
+    /// of a row that has since left it): a status decided days after the conversions came
+    /// in has no rows in the newest hours, and the first window starts here instead.
+    async fn newest_of_status(&self, filter: &ListFilter) -> Result<OffsetDateTime, StoreError> {
+        let conditions = Conditions::of(filter);
+        let sql = format!(
+            "SELECT toUInt32(max(created_at)) AS newest FROM {} WHERE {}",
+            conditions.table, conditions.sql
+        );
+        let found = self
+            .within(
+                Exchange::Read,
+                "listing",
+                conditions.query(self, &sql).fetch_one::<Newest>(),
+            )
+            .await?;
+        Ok(OffsetDateTime::from_unix_timestamp(found.newest.into())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH))
     }
 
     /// How many conversions match, counting each once in its latest status.
