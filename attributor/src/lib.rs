@@ -17,6 +17,7 @@ pub mod conversion;
 pub mod domain;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod hold;
 pub mod journal;
 pub mod metrics;
 pub mod pipeline;

@@ -99,7 +99,7 @@ pub fn admin(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-fn bearer(request: &HttpRequest) -> Option<String> {
+pub(crate) fn bearer(request: &HttpRequest) -> Option<String> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)?

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dedup;
 pub mod endpoints;
 pub mod error;
+pub mod hold_approver;
 pub mod list_totals;
 pub mod metrics;
 pub mod openapi;

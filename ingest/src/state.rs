@@ -3,6 +3,7 @@ use std::sync::Arc;
 use attributor::catalog::Catalog;
 use attributor::clicks::ClickRecorder;
 use attributor::domain::ClickSigner;
+use attributor::hold::CampaignHolds;
 use attributor::metrics::PipelineMetrics;
 use attributor::{Clock, Journal, Pipeline, Store};
 use prometheus::Registry;
@@ -19,6 +20,7 @@ use crate::secret::Secret;
 pub struct AppState {
     pub store: Store,
     pub catalog: Arc<Catalog>,
+    pub holds: Arc<CampaignHolds>,
     pub dedup: Arc<DedupFront>,
     pub list_totals: ListTotals,
     pub report_max_days: u32,

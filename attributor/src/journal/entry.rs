@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::store::{ClickRow, ConversionRow};
+use crate::store::{ClickRow, ConversionRow, StatusChangeRow};
 
 /// Bumped when `Entry` changes shape; a record of an unknown format is refused, never
 /// guessed at.
@@ -20,10 +20,13 @@ const CHECKSUM_BYTES: usize = 8;
 /// What the journal holds: everything the shipper needs to write a row, fixed when the
 /// record is written. A conversion row is a conversion's first version or a later one (a
 /// status change); its commission row is derived from it, so the two can never disagree.
+/// A status change also leaves its history row, in the same append.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Entry {
     Conversion(ConversionRow),
     Click(ClickRow),
+    // Last, so that records journaled before it existed still decode.
+    StatusChange(StatusChangeRow),
 }
 
 /// Why a stored record could not be read back.

@@ -213,7 +213,7 @@ impl Journal {
                 .enumerate()
                 .filter_map(|(offset, entry)| match entry {
                     Entry::Conversion(row) => Some((offset as u64, Indexed::of(row)?)),
-                    Entry::Click(_) => None,
+                    Entry::Click(_) | Entry::StatusChange(_) => None,
                 })
                 .collect(),
             journaled_at_ms: entry::unix_ms(journaled_at),

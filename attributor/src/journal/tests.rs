@@ -81,7 +81,7 @@ fn click(id: &str) -> Entry {
 fn id_of(entry: &Entry) -> ConversionId {
     match entry {
         Entry::Conversion(row) => ConversionId::parse(&row.conversion_id).unwrap(),
-        Entry::Click(_) => panic!("not a conversion"),
+        Entry::Click(_) | Entry::StatusChange(_) => panic!("not a conversion"),
     }
 }
 
@@ -104,6 +104,7 @@ fn orders(batch: &Batch) -> Vec<String> {
         .map(|(_, entry)| match entry {
             Entry::Conversion(row) => row.order_id.clone(),
             Entry::Click(row) => row.click_id.clone(),
+            Entry::StatusChange(row) => row.conversion_id.clone(),
         })
         .collect()
 }

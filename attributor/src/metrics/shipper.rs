@@ -3,13 +3,15 @@ use prometheus::{Histogram, HistogramVec, IntCounterVec, Registry};
 use super::{COUNTS, SLOW_SECONDS, counter_vec, histogram, histogram_vec, pairs};
 use crate::store::ShippedTable;
 
-const TABLES: [&str; 3] = [
+const TABLES: [&str; 4] = [
     ShippedTable::ALL[0].name(),
     ShippedTable::ALL[1].name(),
     ShippedTable::ALL[2].name(),
+    ShippedTable::ALL[3].name(),
 ];
 
-/// The shipper: journal to ClickHouse. `table` is one of conversions | commissions | clicks.
+/// The shipper: journal to ClickHouse. `table` is one of conversions | commissions | clicks |
+/// status_changes.
 #[derive(Clone)]
 pub struct ShipperMetrics {
     /// Rows ClickHouse acknowledged.

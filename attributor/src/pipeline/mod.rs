@@ -30,6 +30,7 @@ use crate::clock::Clock;
 use crate::conversion::{Conversion, NewConversion};
 use crate::journal::{Journal, JournalError};
 use crate::metrics::PipelineMetrics;
+use crate::store::StatusChangeRow;
 
 /// How the pipeline batches and when it gives up.
 #[derive(Debug, Clone)]
@@ -140,8 +141,9 @@ impl From<crate::store::StoreError> for PipelineError {
 enum Work {
     /// A first report: attribute it, then journal it.
     Report(NewConversion),
-    /// A new version decided by the caller (a status change): journal it as it is.
-    Change(Arc<Conversion>),
+    /// A new version decided by the caller (a status change): journal it as it is, with
+    /// its history row.
+    Change(Arc<Conversion>, StatusChangeRow),
 }
 
 type Reply = oneshot::Sender<Result<Arc<Conversion>, PipelineError>>;
@@ -221,10 +223,14 @@ impl Pipeline {
         self.enqueue(Work::Report(conversion)).await
     }
 
-    /// Journals a new version of a conversion (a status change), after every version
-    /// this node journaled before.
-    pub async fn record_change(&self, next: Conversion) -> Result<Arc<Conversion>, PipelineError> {
-        self.enqueue(Work::Change(Arc::new(next))).await
+    /// Journals a new version of a conversion (a status change) and its history row in
+    /// one append, after every version this node journaled before.
+    pub async fn record_change(
+        &self,
+        next: Conversion,
+        change: StatusChangeRow,
+    ) -> Result<Arc<Conversion>, PipelineError> {
+        self.enqueue(Work::Change(Arc::new(next), change)).await
     }
 
     async fn enqueue(&self, work: Work) -> Result<Arc<Conversion>, PipelineError> {

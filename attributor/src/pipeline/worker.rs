@@ -81,13 +81,17 @@ impl<T: TouchSource> Worker<T> {
         let touches = self.email_touches_for(&batch).await;
         let now = self.clock.now();
         let mut accepted: Vec<(Reply, Arc<Conversion>)> = Vec::with_capacity(batch.len());
+        let mut history: Vec<Entry> = Vec::new();
         for Job { work, reply, .. } in batch {
             match work {
                 Work::Report(new) => match self.touch_for(&new, &touches, now).await {
                     Ok(touch) => accepted.push((reply, Arc::new(attribute(&new, &touch, now)))),
                     Err(error) => self.fail(reply, error),
                 },
-                Work::Change(next) => accepted.push((reply, next)),
+                Work::Change(next, change) => {
+                    history.push(Entry::StatusChange(change));
+                    accepted.push((reply, next));
+                }
             }
         }
         if accepted.is_empty() {
@@ -96,6 +100,7 @@ impl<T: TouchSource> Worker<T> {
         let entries: Vec<Entry> = accepted
             .iter()
             .map(|(_, conversion)| Entry::Conversion(ConversionRow::from(conversion.as_ref())))
+            .chain(history)
             .collect();
         match self.journal.append(&entries) {
             Ok(_) => {

@@ -37,6 +37,7 @@ pub(super) async fn run(
     let mut conversions = Stream::new(Table::Conversions, tables);
     let mut commissions = Stream::new(Table::Commissions, tables);
     let mut clicks = Stream::new(Table::Clicks, tables);
+    let mut changes = Stream::new(Table::StatusChanges, tables);
     let mut from = *seqs.start();
     while from <= *seqs.end() {
         // An error here drops the streams unended: ClickHouse aborts those INSERTs.
@@ -53,6 +54,7 @@ pub(super) async fn run(
                     }
                 }
                 Entry::Click(row) => clicks.write(store, row).await,
+                Entry::StatusChange(row) => changes.write(store, row).await,
             }
         }
         from = read_through + 1;
@@ -61,6 +63,7 @@ pub(super) async fn run(
     conversions.end(store, &mut outcome).await;
     commissions.end(store, &mut outcome).await;
     clicks.end(store, &mut outcome).await;
+    changes.end(store, &mut outcome).await;
     Ok(outcome)
 }
 

@@ -10,6 +10,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::conversions::Count;
+use super::cursor::ListCursor;
 use super::deadline::Exchange;
 use super::rows::ConversionRow;
 use super::{Store, StoreError};
@@ -17,9 +18,16 @@ use crate::conversion::Conversion;
 use crate::domain::{AffiliateId, BrandId, CampaignId, Status};
 
 const FIRST_WINDOW: Duration = Duration::hours(1);
+/// The copy sorted by (brand, status, created_at) that a brand's status filter reads.
+const STATUS_COPY: &str = "conversions_by_status";
 const WIDENING: i32 = 8;
 /// Past this the window is dropped: the whole history is read.
 const WIDEST_WINDOW: Duration = Duration::days(400);
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Newest {
+    newest: u32,
+}
 
 /// Whose conversions a listing shows: a brand's, or an affiliate's across brands.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,6 +47,19 @@ pub struct ListFilter {
     pub campaign: Option<CampaignId>,
     pub affiliate: Option<AffiliateId>,
     pub status: Option<Status>,
+    /// Only conversions of campaigns with a hold whose scheduled approval falls in these
+    /// ranges (one per campaign); an empty list matches nothing.
+    pub scheduled: Option<Vec<ScheduledRange>>,
+}
+
+/// Conversions of `campaign` created in `[created_from, created_until)`: for a hold of
+/// `d` days, the ones whose approval is scheduled in `[from, until)` are created in
+/// `[from − d, until − d)`, a range of the listing copy's sort key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScheduledRange {
+    pub campaign: CampaignId,
+    pub created_from: Option<OffsetDateTime>,
+    pub created_until: Option<OffsetDateTime>,
 }
 
 /// Which page, counted from 1.
@@ -63,6 +84,10 @@ struct Conditions {
 impl Conditions {
     fn of(filter: &ListFilter) -> Self {
         let (table, owner_column, owner_id) = match &filter.owner {
+            // A brand's status filter reads that status's rows only (the pending queue).
+            ListOwner::Brand(brand) if filter.status.is_some() => {
+                (STATUS_COPY, "brand_id", brand.to_string())
+            }
             ListOwner::Brand(brand) => ("conversions_by_brand", "brand_id", brand.to_string()),
             ListOwner::Affiliate(affiliate) => (
                 "conversions_by_affiliate",
@@ -94,8 +119,48 @@ impl Conditions {
         // each conversion's latest status.
         if let Some(status) = filter.status {
             conditions.push(" AND status = ?", Bound::Text(status.to_string()));
+            if table == STATUS_COPY {
+                // A row left under a status the conversion no longer has is a tombstone.
+                conditions.sql.push_str(" AND live = 1");
+            }
+        }
+        if let Some(ranges) = &filter.scheduled {
+            conditions.scheduled(ranges);
         }
         conditions
+    }
+
+    fn scheduled(&mut self, ranges: &[ScheduledRange]) {
+        if ranges.is_empty() {
+            self.sql.push_str(" AND 0");
+            return;
+        }
+        let seconds = |at: OffsetDateTime| Bound::Seconds(at.unix_timestamp().max(0));
+        self.sql.push_str(" AND (");
+        for (n, range) in ranges.iter().enumerate() {
+            if n > 0 {
+                self.sql.push_str(" OR ");
+            }
+            self.push("(campaign_id = ?", Bound::Text(range.campaign.to_string()));
+            if let Some(from) = range.created_from {
+                self.push(" AND created_at >= toDateTime(?)", seconds(from));
+            }
+            if let Some(until) = range.created_until {
+                self.push(" AND created_at < toDateTime(?)", seconds(until));
+            }
+            self.sql.push(')');
+        }
+        self.sql.push(')');
+    }
+
+    fn after(&mut self, cursor: &ListCursor) {
+        let seconds = cursor.created_at.unix_timestamp();
+        self.push(" AND (created_at < toDateTime(?)", Bound::Seconds(seconds));
+        self.push(" OR (created_at = toDateTime(?)", Bound::Seconds(seconds));
+        self.push(
+            " AND conversion_id < ?))",
+            Bound::Text(cursor.conversion_id.to_string()),
+        );
     }
 
     fn since(&mut self, from: OffsetDateTime) {
@@ -130,11 +195,40 @@ impl Store {
         page: PageRequest,
         now: OffsetDateTime,
     ) -> Result<Vec<Conversion>, StoreError> {
+        self.list_page(filter, page, None, now).await
+    }
+
+    /// `per_page` conversions that sort after `cursor` (older, or as old with a smaller
+    /// id), newest first: the page after the one `cursor` ended.
+    pub async fn list_conversions_after(
+        &self,
+        filter: &ListFilter,
+        per_page: u32,
+        cursor: &ListCursor,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Conversion>, StoreError> {
+        let page = PageRequest { page: 1, per_page };
+        self.list_page(filter, page, Some(cursor), now).await
+    }
+
+    async fn list_page(
+        &self,
+        filter: &ListFilter,
+        page: PageRequest,
+        after: Option<&ListCursor>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Conversion>, StoreError> {
         let offset = u64::from(page.page.saturating_sub(1)) * u64::from(page.per_page);
         // Nothing is created after now: a window that starts in the future is empty. (Rows
         // stamped a little ahead by another node's clock are still read: the window has no
-        // upper end but `until`.)
-        let newest = filter.until.map_or(now, |until| until.min(now));
+        // upper end but `until`.) After a cursor, nothing is newer than the cursor's second.
+        let mut newest = filter.until.map_or(now, |until| until.min(now));
+        if let Some(after) = after {
+            newest = newest.min(after.created_at + Duration::seconds(1));
+        }
+        if Conditions::of(filter).table == STATUS_COPY {
+            newest = newest.min(self.newest_of_status(filter).await? + Duration::seconds(1));
+        }
         let mut window = FIRST_WINDOW;
         loop {
             // Never below what a DateTime holds: a window reaching past 1970 is the whole
@@ -147,6 +241,9 @@ impl Store {
             let mut conditions = Conditions::of(filter);
             if let (false, Some(lower)) = (whole_range, lower) {
                 conditions.since(lower);
+            }
+            if let Some(after) = after {
+                conditions.after(after);
             }
             let sql = format!(
                 "SELECT ?fields FROM {} FINAL WHERE {} \
@@ -165,6 +262,26 @@ impl Store {
             }
             window *= WIDENING;
         }
+    }
+
+    /// The newest creation time of the filter's status (as read without FINAL, so perhaps
+    /// of a row that has since left it): a status decided days after the conversions came
+    /// in has no rows in the newest hours, and the first window starts here instead.
+    async fn newest_of_status(&self, filter: &ListFilter) -> Result<OffsetDateTime, StoreError> {
+        let conditions = Conditions::of(filter);
+        let sql = format!(
+            "SELECT toUInt32(max(created_at)) AS newest FROM {} WHERE {}",
+            conditions.table, conditions.sql
+        );
+        let found = self
+            .within(
+                Exchange::Read,
+                "listing",
+                conditions.query(self, &sql).fetch_one::<Newest>(),
+            )
+            .await?;
+        Ok(OffsetDateTime::from_unix_timestamp(found.newest.into())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH))
     }
 
     /// How many conversions match, counting each once in its latest status.

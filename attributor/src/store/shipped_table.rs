@@ -5,13 +5,15 @@ pub enum ShippedTable {
     Conversions,
     Commissions,
     Clicks,
+    StatusChanges,
 }
 
 impl ShippedTable {
-    pub const ALL: [ShippedTable; 3] = [
+    pub const ALL: [ShippedTable; 4] = [
         ShippedTable::Conversions,
         ShippedTable::Commissions,
         ShippedTable::Clicks,
+        ShippedTable::StatusChanges,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -19,6 +21,7 @@ impl ShippedTable {
             ShippedTable::Conversions => "conversions",
             ShippedTable::Commissions => "commissions",
             ShippedTable::Clicks => "clicks",
+            ShippedTable::StatusChanges => "status_changes",
         }
     }
 }

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use attributor::catalog::{Campaign, NewCampaign, Principal, RateLimit};
 use attributor::commission::CommissionRules;
 use attributor::domain::{AffiliateId, BrandId, CampaignId, Currency};
+use attributor::hold::MAX_HOLD_DAYS;
 use serde_json::{Map, Value, json};
 use url::Url;
 
@@ -103,6 +104,16 @@ pub async fn create_campaign(
                 )
             })?,
     };
+    let hold_days = match body.get("hold_days") {
+        None | Some(Value::Null) => 0,
+        Some(value) => value
+            .as_u64()
+            .and_then(|days| u16::try_from(days).ok())
+            .filter(|days| *days <= MAX_HOLD_DAYS)
+            .ok_or_else(|| {
+                ApiError::invalid("hold_days", "must be a whole number of days from 0 to 365")
+            })?,
+    };
     let commission = match body.get("commission") {
         None | Some(Value::Null) => CommissionRules::default(),
         Some(rules) => CommissionRules::from_json(rules, currency)
@@ -119,6 +130,15 @@ pub async fn create_campaign(
             commission,
         })
         .await?;
+    state
+        .holds
+        .set(
+            &campaign.id,
+            &campaign.brand,
+            hold_days,
+            campaign.created_at,
+        )
+        .await?;
     created(json!({
         "campaign_id": campaign.id,
         "brand_id": campaign.brand,
@@ -126,6 +146,7 @@ pub async fn create_campaign(
         "landing_url": campaign.landing_url.as_str(),
         "currency": campaign.currency.code(),
         "cookie_window_days": campaign.cookie_window_days,
+        "hold_days": hold_days,
         "commission": campaign.commission.to_json(),
         "created_at": timestamp(campaign.created_at),
     }))

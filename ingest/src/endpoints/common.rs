@@ -20,7 +20,7 @@ use futures_util::future::LocalBoxFuture;
 use crate::auth::{self, KeyFrom};
 use crate::dedup::Outcome;
 use crate::error::ApiError;
-use crate::request::{drain_body, read_body, require_json};
+use crate::request::{MAX_BODY_BYTES, drain_body, read_body_within, require_json};
 use crate::state::AppState;
 use crate::views;
 
@@ -34,11 +34,11 @@ pub struct Caller(pub Principal);
 pub struct Operator;
 
 /// A caller (one of the extractors above) and the JSON body they sent (or one without a
-/// content type), read whole within its size limit. Taken together because the caller is
+/// content type), read whole within `LIMIT` bytes. Taken together because the caller is
 /// checked first but the body must still be read when the caller is refused: a connection
 /// whose request body is left unread cannot carry the next request, and a client with a
 /// bad key would lose its keep-alive connection on every call.
-pub struct Authed<C> {
+pub struct Authed<C, const LIMIT: usize = MAX_BODY_BYTES> {
     pub caller: C,
     pub body: Bytes,
 }
@@ -70,7 +70,7 @@ impl FromRequest for Operator {
     }
 }
 
-impl<C> FromRequest for Authed<C>
+impl<C, const LIMIT: usize> FromRequest for Authed<C, LIMIT>
 where
     C: FromRequest<Error = ApiError, Future = Ready<Result<C, ApiError>>> + 'static,
 {
@@ -85,7 +85,7 @@ where
             match caller {
                 Ok(caller) => {
                     require_json(&request)?;
-                    let body = read_body(&request, payload).await?;
+                    let body = read_body_within(&request, payload, LIMIT).await?;
                     Ok(Self { caller, body })
                 }
                 Err(refused) => {

@@ -1,10 +1,14 @@
 //! One file per route family, and the routes table.
 
+mod actor;
 mod admin;
+mod bulk_status;
 mod click;
 mod common;
 mod docs;
 mod export;
+mod held;
+mod history;
 mod key_limits;
 mod listing;
 mod ops;
@@ -37,12 +41,23 @@ pub fn routes(config: &mut web::ServiceConfig) {
         // Before /api/conversions/{id}, which would otherwise match "export" as an id.
         .service(resource("/api/conversions/export").route(web::get().to(export::export)))
         .service(resource("/api/conversions").route(web::get().to(listing::list)))
+        // Before /api/conversions/{id}, which would otherwise match "status" as an id.
+        .service(
+            resource("/api/conversions/status")
+                .route(
+                    web::post()
+                        .guard(actix_web::guard::fn_guard(bulk_status::is_csv))
+                        .to(bulk_status::decide_csv),
+                )
+                .route(web::post().to(bulk_status::decide)),
+        )
         .service(
             resource("/api/conversions/{id}")
                 .route(web::get().to(listing::get))
                 .route(web::patch().to(review::patch)),
         )
         .service(resource("/api/reports").route(web::get().to(reports::report)))
+        .service(resource("/api/conversions/{id}/history").route(web::get().to(history::history)))
         .service(resource("/c/{link_id}").route(web::get().to(click::redirect)))
         .service(resource("/pixel.js").route(web::get().to(pixel::script)))
         .service(resource("/api/admin/brands").route(web::post().to(admin::create_brand)))

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use attributor::catalog::Principal;
+use attributor::store::StatusChangeRow;
 
+use super::actor::KeyActor;
 use super::common::{Authed, BrandCaller, visible_conversion};
 use crate::error::ApiError;
 use crate::openapi::responses::ChangeErrors;
@@ -33,6 +35,8 @@ pub async fn patch(
         caller: BrandCaller(brand),
         body,
     }: Authed<BrandCaller>,
+    // After the caller: a bad key is refused (its body read) by the extractor above.
+    KeyActor(actor): KeyActor,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let change = StatusChange::from_json(&body)?;
@@ -54,7 +58,8 @@ pub async fn patch(
     let next = current.with_status(change.status, &change.note, state.clock.now());
     // Journaled after every version this node journaled before; the shipper writes its
     // conversion and commission rows together.
-    let next = state.pipeline.record_change(next).await?;
+    let change = StatusChangeRow::of(&next, current.status, &actor);
+    let next = state.pipeline.record_change(next, change).await?;
     state.dedup.refresh(Arc::clone(&next)).await;
     state.list_totals.forget_brand(&next.brand);
     Ok(HttpResponse::Ok().json(views::data(&next)))

@@ -1,6 +1,6 @@
 use attributor::catalog::Principal;
 use attributor::domain::{AffiliateId, CampaignId, Status};
-use attributor::store::{ListFilter, ListOwner, PageRequest};
+use attributor::store::{ListCursor, ListFilter, ListOwner, PageRequest};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime};
@@ -10,6 +10,9 @@ use crate::error::ApiError;
 
 pub const DEFAULT_PER_PAGE: u32 = 50;
 pub const MAX_PER_PAGE: u32 = 1_000;
+
+/// `[from, until)`, either end open.
+pub type TimeRange = (Option<OffsetDateTime>, Option<OffsetDateTime>);
 
 /// The query string of `GET /api/conversions`, as sent.
 #[derive(Debug, Default)]
@@ -21,6 +24,9 @@ pub struct ListParams {
     pub status: Option<String>,
     pub page: Option<String>,
     pub per_page: Option<String>,
+    pub scheduled_approval_from: Option<String>,
+    pub scheduled_approval_to: Option<String>,
+    pub cursor: Option<String>,
 }
 
 impl ListParams {
@@ -35,6 +41,9 @@ impl ListParams {
                 "status" => &mut params.status,
                 "page" => &mut params.page,
                 "per_page" => &mut params.per_page,
+                "scheduled_approval_from" => &mut params.scheduled_approval_from,
+                "scheduled_approval_to" => &mut params.scheduled_approval_to,
+                "cursor" => &mut params.cursor,
                 _ => continue,
             };
             if slot.is_none() && !value.is_empty() {
@@ -42,6 +51,40 @@ impl ListParams {
             }
         }
         Ok(params)
+    }
+
+    /// The asked range of `scheduled_approval_at` (`[from, until)`), if any bound was sent.
+    /// Which conversions it means depends on the campaigns' holds, so the handler turns
+    /// it into the filter's `scheduled` ranges.
+    pub fn scheduled_approval(&self) -> Result<Option<TimeRange>, ApiError> {
+        let from = self
+            .scheduled_approval_from
+            .as_deref()
+            .map(|text| parse_bound(text, "scheduled_approval_from", false))
+            .transpose()?;
+        let until = self
+            .scheduled_approval_to
+            .as_deref()
+            .map(|text| parse_bound(text, "scheduled_approval_to", true))
+            .transpose()?;
+        if let (Some(from), Some(until)) = (from, until)
+            && until <= from
+        {
+            return Err(ApiError::invalid(
+                "scheduled_approval_to",
+                "must not be before scheduled_approval_from",
+            ));
+        }
+        Ok((from.is_some() || until.is_some()).then_some((from, until)))
+    }
+
+    /// The page to continue after (`meta.next_cursor` of the previous page), if any; it
+    /// takes the place of `page`.
+    pub fn cursor(&self) -> Result<Option<ListCursor>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|text| ListCursor::parse(text).map_err(|e| ApiError::invalid("cursor", e)))
+            .transpose()
     }
 
     /// The filter for `principal`: brands list their own brand's conversions, affiliates
@@ -106,6 +149,7 @@ impl ListParams {
             campaign,
             affiliate,
             status,
+            scheduled: None,
         };
         Ok((filter, PageRequest { page, per_page }))
     }

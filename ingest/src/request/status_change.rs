@@ -4,7 +4,7 @@ use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 
-const MAX_NOTE_BYTES: usize = 2_000;
+pub(crate) const MAX_NOTE_BYTES: usize = 2_000;
 
 /// The body of `PATCH /api/conversions/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use anyhow::Context;
 use attributor::catalog::Catalog;
 use attributor::clicks::ClickRecorder;
 use attributor::domain::ClickSigner;
+use attributor::hold::CampaignHolds;
 use attributor::metrics::{
     CatalogMetrics, ClickMetrics, JournalMetrics, PipelineMetrics, ReportMetrics, ShipperMetrics,
 };
@@ -24,6 +25,7 @@ use self::middleware::{record_request, request_id};
 use crate::config::Config;
 use crate::dedup::{DedupFront, DedupMetrics, StoredLookup, start_bloom};
 use crate::endpoints::routes;
+use crate::hold_approver;
 use crate::list_totals::ListTotals;
 use crate::metrics::{HttpMetrics, PixelMetrics};
 use crate::pixel_script::PixelScript;
@@ -53,8 +55,15 @@ pub async fn serve(
             .context("loading the catalog")?,
     );
 
+    let holds = Arc::new(
+        CampaignHolds::load(store.clone())
+            .await
+            .context("loading campaign holds")?,
+    );
+
     let registry = Registry::new();
     catalog.keep_refreshed(config.catalog_refresh, CatalogMetrics::new(&registry));
+    holds.keep_refreshed(config.catalog_refresh);
     let pipeline_metrics = PipelineMetrics::new(&registry);
     let http_metrics = HttpMetrics::new(&registry);
     let dedup_metrics = DedupMetrics::new(&registry);
@@ -123,6 +132,7 @@ pub async fn serve(
     let state = web::Data::new(AppState {
         store,
         catalog,
+        holds,
         dedup,
         list_totals: ListTotals::new(),
         report_max_days: config.report_max_days,
@@ -141,6 +151,9 @@ pub async fn serve(
         pixel_metrics,
         pipeline_metrics,
     });
+    // Holds end on whole seconds and are days long: a round every few catalog refreshes
+    // approves in time, and costs ClickHouse little.
+    hold_approver::start(state.clone(), config.catalog_refresh * 5);
     let address = listener.local_addr()?;
     let server = HttpServer::new(move || {
         App::new()

@@ -162,6 +162,12 @@ fn matches(expected: &Value, actual: &Value, at: &str) -> Result<(), String> {
                 differs()
             }
         }
+        (Value::String(pattern), _) if pattern == "<cursor>" => {
+            match actual.as_str().map(attributor::store::ListCursor::parse) {
+                Some(Ok(_)) => Ok(()),
+                _ => differs(),
+            }
+        }
         (Value::String(pattern), _) if pattern == "<conversion_id>" => {
             match actual.as_str().map(attributor::domain::ConversionId::parse) {
                 Some(Ok(_)) => Ok(()),

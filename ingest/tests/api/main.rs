@@ -23,4 +23,5 @@ mod pixel_script;
 mod rate_limits;
 mod reports;
 mod reports_reconciliation;
+mod review_workflow;
 mod tenancy;

@@ -1,0 +1,86 @@
+//! Campaign hold periods, and the conversions whose hold is over.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::deadline::Exchange;
+use super::{Store, StoreError};
+use crate::domain::{BrandId, CampaignId, ConversionId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct CampaignHoldRow {
+    pub campaign_id: String,
+    pub brand_id: String,
+    pub hold_days: u16,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub created_at: OffsetDateTime,
+    pub version: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct Id {
+    conversion_id: String,
+}
+
+impl Store {
+    pub async fn insert_campaign_hold(&self, row: &CampaignHoldRow) -> Result<(), StoreError> {
+        self.insert_rows("campaign_holds", std::slice::from_ref(row))
+            .await
+    }
+
+    /// Every campaign's latest hold.
+    pub async fn campaign_holds(&self) -> Result<Vec<CampaignHoldRow>, StoreError> {
+        self.within(
+            Exchange::Read,
+            "campaign holds",
+            self.client()
+                .query("SELECT ?fields FROM campaign_holds FINAL")
+                .fetch_all::<CampaignHoldRow>(),
+        )
+        .await
+    }
+
+    /// Up to `limit` conversions of the campaign created before `created_before` whose
+    /// latest version is still pending, oldest first.
+    ///
+    /// argMax rather than FINAL: only the brand's range of the listing copy is read, and a
+    /// status decided in a version not yet merged still counts.
+    pub async fn pending_created_before(
+        &self,
+        brand: &BrandId,
+        campaign: &CampaignId,
+        created_before: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<ConversionId>, StoreError> {
+        let rows = self
+            .within(
+                Exchange::Read,
+                "conversions due for approval",
+                self.client()
+                    .query(
+                        "SELECT conversion_id FROM conversions_by_brand \
+                         WHERE brand_id = ? AND campaign_id = ? AND created_at <= toDateTime(?) \
+                         GROUP BY conversion_id \
+                         HAVING argMax(status, version) = 'pending' \
+                         ORDER BY min(created_at) LIMIT ?",
+                    )
+                    .bind(brand.as_str())
+                    .bind(campaign.as_str())
+                    .bind(created_before.unix_timestamp())
+                    .bind(limit)
+                    .fetch_all::<Id>(),
+            )
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                ConversionId::parse(&row.conversion_id).map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "conversion id {} is unreadable",
+                        row.conversion_id
+                    ))
+                })
+            })
+            .collect()
+    }
+}
