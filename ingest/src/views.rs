@@ -10,7 +10,8 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 /// A conversion as every answer shows it (its latest version). The schema in the OpenAPI
-/// document is derived from this type, so the two cannot drift apart.
+/// document is derived from this type, so the two cannot drift apart. A conversion of a
+/// campaign with a hold period also carries `scheduled_approval_at` in reads.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Conversion)]
 pub struct ConversionView<'a> {

@@ -60,6 +60,22 @@ struct Tally {
     invalid_transition: usize,
 }
 
+/// The CSV form (`Content-Type: text/csv`, columns `order_id` or `conversion_id`,
+/// `status`, `note`) is the same operation; `decide_csv` serves it.
+#[utoipa::path(
+    post,
+    path = "/api/conversions/status",
+    tag = "reading",
+    request_body(content(
+        (crate::openapi::schemas::BulkStatusRequest = "application/json"),
+        (String = "text/csv"),
+    )),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Each item's result, in input order; answered once every change is journaled", body = crate::openapi::schemas::BulkStatusAnswer),
+        crate::openapi::responses::ChangeErrors,
+    )
+)]
 pub async fn decide(
     Authed {
         caller: BrandCaller(brand),

@@ -53,6 +53,18 @@ enum ExportFormat {
     Ndjson,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/conversions/export",
+    tag = "reading",
+    params(crate::openapi::schemas::ExportParams),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Every matching conversion's latest version, streamed with bounded memory",
+            content((String = "text/csv"), (String = "application/x-ndjson"))),
+        crate::openapi::responses::ReadErrors,
+    )
+)]
 pub async fn export(
     Caller(principal): Caller,
     request: HttpRequest,

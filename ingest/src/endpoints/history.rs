@@ -22,6 +22,17 @@ struct ChangeView {
     version: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/conversions/{id}/history",
+    tag = "reading",
+    params(("id" = String, Path, description = "A conversion id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Every status change, oldest first (lags the journal by the shipping delay)", body = crate::openapi::schemas::HistoryPage),
+        crate::openapi::responses::ReadErrors,
+    )
+)]
 pub async fn history(
     Caller(principal): Caller,
     id: web::Path<String>,

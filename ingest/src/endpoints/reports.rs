@@ -17,6 +17,21 @@ use crate::state::AppState;
 /// CSV rows encoded per chunk of the streamed body.
 const CSV_ROWS_PER_CHUNK: usize = 512;
 
+#[utoipa::path(
+    get,
+    path = "/api/reports",
+    tag = "reading",
+    params(crate::openapi::schemas::ReportParams),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Grouped clicks, conversions (by status), conversion rate, amount, commission and EPC per currency; totals in meta. With format=csv or Accept: text/csv, the same rows as streamed CSV",
+            content(
+                (crate::openapi::schemas::ReportPage = "application/json"),
+                (String = "text/csv"),
+            )),
+        crate::openapi::responses::ReadErrors,
+    )
+)]
 pub async fn report(
     Caller(principal): Caller,
     request: HttpRequest,

@@ -105,6 +105,11 @@ pub struct ListParams {
     pub page: Option<u32>,
     #[param(minimum = 1, maximum = 1000)]
     pub per_page: Option<u32>,
+    /// `meta.next_cursor` of the previous page: the next page, however deep (keyset).
+    pub cursor: Option<String>,
+    /// Held conversions due for automatic approval from this time (RFC 3339 or a day).
+    pub scheduled_approval_from: Option<String>,
+    pub scheduled_approval_to: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -124,6 +129,8 @@ pub struct PageMeta {
     pub per_page: u32,
     /// Conversions matching the filter, latest versions.
     pub total: u64,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// The browser pixel's fields, as query parameters (GET, image fallback) or a JSON body
@@ -166,6 +173,9 @@ pub struct CampaignRequest {
     /// `{"sale": {"percent": "10"}, "lead": {"flat": "2.50"}}`.
     #[schema(nullable = false, value_type = Option<Object>)]
     pub commission: Option<serde_json::Value>,
+    /// Days a conversion stays pending before it is approved automatically (0: never).
+    #[schema(nullable = false, minimum = 0, maximum = 365)]
+    pub hold_days: Option<u16>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -218,4 +228,99 @@ pub struct KeyRateLimitRequest {
 pub struct Created {
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+}
+
+/// `GET /api/reports`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportParams {
+    /// As the listing's; required range limits apply (AFFILYNC_REPORT_MAX_DAYS).
+    pub date_from: Option<String>,
+    pub date_to: Option<String>,
+    /// IANA zone name for day, week and month buckets; default UTC.
+    pub timezone: Option<String>,
+    pub campaign_id: Option<String>,
+    /// Brands only.
+    pub affiliate_id: Option<String>,
+    pub link_id: Option<String>,
+    pub event_type: Option<EventType>,
+    pub status: Option<Status>,
+    pub currency: Option<String>,
+    /// Comma list of hour, day, week, month, campaign, affiliate, link, event_type,
+    /// status, currency; none: one total row.
+    pub group_by: Option<String>,
+    /// A metric or dimension, `-` in front for descending.
+    pub sort: Option<String>,
+    #[param(minimum = 1)]
+    pub limit: Option<u32>,
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// `csv` for the rows as CSV (or send `Accept: text/csv`).
+    pub format: Option<String>,
+}
+
+/// Report rows and their totals; money is per currency, as decimal strings.
+#[derive(Serialize, ToSchema)]
+pub struct ReportPage {
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// `GET /api/conversions/export`: the listing's filters, and the format.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    pub date_from: Option<String>,
+    pub date_to: Option<String>,
+    pub campaign_id: Option<String>,
+    pub affiliate_id: Option<String>,
+    pub status: Option<Status>,
+    /// csv (default) or ndjson (or send `Accept: application/x-ndjson`).
+    pub format: Option<String>,
+}
+
+/// `POST /api/conversions/status` as JSON: decisions as items, or one decision for a list
+/// of ids; at most 1,000.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BulkStatusRequest {
+    Items {
+        items: Vec<BulkItem>,
+    },
+    Ids {
+        conversion_ids: Vec<String>,
+        status: Status,
+        #[schema(nullable = false)]
+        note: Option<String>,
+    },
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkItem {
+    pub conversion_id: String,
+    /// approved or rejected.
+    pub status: Status,
+    #[schema(nullable = false)]
+    pub note: Option<String>,
+}
+
+/// One result per item, in input order (`updated`, `unchanged`, `not_found`,
+/// `invalid_transition` with the current status), and the tally.
+#[derive(Serialize, ToSchema)]
+pub struct BulkStatusAnswer {
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// Every status change of a conversion, oldest first: who, when, from, to, note.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryPage {
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
 }
