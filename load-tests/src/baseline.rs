@@ -47,6 +47,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/admin/campaigns", web::post().to(campaign))
         .route("/api/admin/links", web::post().to(link))
         .route("/api/admin/api-keys", web::post().to(api_key))
+        .route("/api/admin/api-keys/rate-limit", web::put().to(ok))
         .route("/healthz", web::get().to(ok))
         .route("/readyz", web::get().to(ok))
         .route("/metrics", web::get().to(metrics));
