@@ -203,7 +203,8 @@ pub fn parse_bound(text: &str, field: &str, upper: bool) -> Result<OffsetDateTim
     }
 }
 
-fn parse_number(
+/// A whole number from `min` to `max`, or a 422 naming `field`.
+pub(crate) fn parse_number(
     text: Option<&str>,
     field: &str,
     min: u32,

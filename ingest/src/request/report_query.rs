@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::QueryPairs;
+use super::list::parse_number;
 use crate::error::ApiError;
 
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -116,8 +117,8 @@ pub fn parse_report_query(
     };
     let group_by = group_by(param("group_by"))?;
     let sort = sort(param("sort"), &group_by, &filter)?;
-    let limit = number(param("limit"), "limit", 1, MAX_LIMIT)?;
-    let page = number(param("page"), "page", 1, u32::MAX)?.unwrap_or(1);
+    let limit = parse_number(param("limit"), "limit", 1, MAX_LIMIT)?;
+    let page = parse_number(param("page"), "page", 1, u32::MAX)?.unwrap_or(1);
     let format = match param("format") {
         Some("csv") => ReportFormat::Csv,
         Some("json") => ReportFormat::Json,
@@ -305,18 +306,6 @@ fn sort(
         keys.push((key, descending));
     }
     Ok(keys)
-}
-
-fn number(text: Option<&str>, field: &str, min: u32, max: u32) -> Result<Option<u32>, ApiError> {
-    text.map(|text| {
-        text.parse::<u32>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(field, format!("must be a whole number from {min} to {max}"))
-            })
-    })
-    .transpose()
 }
 
 #[cfg(test)]
