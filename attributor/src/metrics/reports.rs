@@ -9,7 +9,7 @@ pub struct ReportMetrics {
     /// Now minus this is how far rollup reports lag ClickHouse.
     pub rollup_complete_through_seconds: IntGauge,
     /// (brand, UTC day)s recomputed.
-    pub rollup_days_refreshed_total: IntCounter,
+    pub rollup_recomputes_total: IntCounter,
     /// Refresh passes that failed (and are retried at the next interval).
     pub rollup_errors_total: IntCounter,
     /// Duration of each refresh pass.
@@ -24,10 +24,11 @@ impl ReportMetrics {
                 "affilync_report_rollup_complete_through_seconds",
                 "Unix time before which every row written to ClickHouse is in the report rollups",
             ),
-            rollup_days_refreshed_total: counter(
+            // Not "..._days_...": promtool's lint reads "days" as a unit that should be seconds.
+            rollup_recomputes_total: counter(
                 registry,
-                "affilync_report_rollup_days_refreshed_total",
-                "Brand days whose report rollups were recomputed",
+                "affilync_report_rollup_recomputes_total",
+                "Brand-days whose report rollups were recomputed",
             ),
             rollup_errors_total: counter(
                 registry,

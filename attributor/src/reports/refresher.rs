@@ -107,7 +107,7 @@ async fn pass(
     *last_version = version;
     for day in store.dirty_report_days(since, margin).await? {
         store.refresh_report_day(&day, started, version).await?;
-        metrics.rollup_days_refreshed_total.inc();
+        metrics.rollup_recomputes_total.inc();
     }
     Ok(started)
 }
