@@ -199,6 +199,16 @@ async fn the_same_order_sent_to_two_nodes_is_one_conversion() {
             21
         );
     }
+    // Reports read through the Distributed tables: each node counts every conversion
+    // once, the probe's included, whichever shard holds it.
+    let mut totals = Vec::new();
+    for node in [&first, &second] {
+        let (status, report) = json_body(node.get(&net.brand_key, "/api/reports").await).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        totals.push(report["meta"]["totals"].clone());
+    }
+    assert_eq!(totals[0]["conversions"], 21, "{}", totals[0]);
+    assert_eq!(totals[0], totals[1]);
     // Each conversion's rows are all on one shard: no id is on both.
     let shard_1: Vec<Value> = rows_at(
         1,
