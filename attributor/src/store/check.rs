@@ -171,11 +171,11 @@ impl Store {
                  ORDER BY conversion_id, version"
             ))
             .await?;
+        // On a cluster, mutations run on the local tables (ON CLUSTER), not the Distributed
+        // ones, which ClickHouse refuses to mutate.
         for (table, _) in COPIES {
-            self.mutate(&format!(
-                "ALTER TABLE {table} DELETE WHERE conversion_id IN ({list})"
-            ))
-            .await?;
+            let delete = format!("DELETE WHERE conversion_id IN ({list})");
+            self.mutate(&self.alter_local(table, &delete)).await?;
         }
         let mut newest: Vec<ConversionRow> = Vec::new();
         let mut older = Vec::new();
@@ -193,11 +193,9 @@ impl Store {
         }
         // A conversion with latest rows in two partitions keeps the newest.
         if !older.is_empty() {
-            self.mutate(&format!(
-                "ALTER TABLE conversions DELETE WHERE {}",
-                older.join(" OR ")
-            ))
-            .await?;
+            let delete = format!("DELETE WHERE {}", older.join(" OR "));
+            self.mutate(&self.alter_local("conversions", &delete))
+                .await?;
         }
         self.wait_for_mutations().await?;
         let commissions: Vec<CommissionRow> = newest.iter().map(CommissionRow::from).collect();
@@ -210,15 +208,25 @@ impl Store {
     where
         R: clickhouse::RowOwned + clickhouse::RowRead,
     {
+        let mut query = self.client().query(sql);
+        if self.cluster().is_some() {
+            // The checks join and filter Distributed tables by Distributed subqueries, which
+            // ClickHouse refuses unless told how: "global" computes the subquery once and
+            // sends it to every shard.
+            query = query.with_setting("distributed_product_mode", "global");
+        }
         self.within(
             Exchange::Bulk,
             "reconciliation query",
-            self.client().query(sql).fetch_all::<R>(),
+            query.fetch_all::<R>(),
         )
         .await
     }
 
     async fn mutate(&self, sql: &str) -> Result<(), StoreError> {
+        if self.cluster().is_some() {
+            return self.ddl(sql).await;
+        }
         self.within(
             Exchange::Bulk,
             "reconciliation delete",
@@ -234,8 +242,9 @@ impl Store {
         loop {
             let pending: Vec<Pending> = self
                 .bulk_rows(&format!(
-                    "SELECT count() AS pending FROM system.mutations \
+                    "SELECT count() AS pending FROM {} \
                      WHERE database = '{}' AND is_done = 0",
+                    self.every_shard("system", "mutations"),
                     self.database()
                 ))
                 .await?;

@@ -221,6 +221,15 @@ impl Store {
         }
     }
 
+    /// A system table read on one replica of every shard on a cluster (the `cluster` table
+    /// function), or this server's own.
+    pub(crate) fn every_shard(&self, database: &str, table: &str) -> String {
+        match &self.settings.cluster {
+            Some(cluster) => format!("cluster('{}', {database}, {table})", cluster.name),
+            None => format!("{database}.{table}"),
+        }
+    }
+
     /// The name of `table`'s rows on this node: itself on one server, its local table on a
     /// cluster.
     pub(crate) fn local_name(&self, table: &str) -> String {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::cluster::{cluster, exclusive, migrated_database, shared};
+use attributor::domain::{BrandId, ConversionId};
+
+use crate::common::cluster::{self, cluster, exclusive, migrated_database, shared};
 use crate::common::load::{Answer, Load, verify};
 use crate::common::process::ServiceProcess;
 use crate::common::{Api, TestApp, TestOptions, clickhouse_rows_at, json_body, metric_value};
@@ -199,6 +201,23 @@ async fn the_same_order_sent_to_two_nodes_is_one_conversion() {
             21
         );
     }
+    // `affilync check` on the cluster: its joins of Distributed tables run, and agree.
+    let check = |extra: &'static [&'static str]| {
+        let urls = cluster().urls();
+        let db = db.clone();
+        async move {
+            let args: Vec<&str> = ["--clickhouse-cluster", cluster::NAME]
+                .into_iter()
+                .chain(extra.iter().copied())
+                .collect();
+            crate::common::affilync_check_at(&urls, &db, &args).await
+        }
+    };
+    let (agreed, output) = check(&[]).await;
+    assert!(agreed && output.contains("0 problems found"), "{output}");
+    // Damage found and repaired on a cluster: `check_repairs_a_damaged_copy_on_a_cluster`
+    // (ignored: mutations on the test cluster do not finish reliably).
+
     // Reports read through the Distributed tables: each node counts every conversion
     // once, the probe's included, whichever shard holds it.
     let mut totals = Vec::new();
@@ -491,4 +510,41 @@ async fn an_ingest_node_killed_under_load_while_another_serves_loses_nothing() {
     let verdict = verify(&cluster.node_url(2), &database, &net.brand_id, &answers).await;
     assert!(verdict.problems.is_empty(), "{verdict:#?}");
     assert!(verdict.acked >= 500, "{verdict:?}");
+}
+
+/// `affilync check --repair` on a cluster mends a listing copy deleted from a shard's local
+/// tables, as it does on one server.
+#[tokio::test]
+#[ignore = "mutations on the 18.16 test cluster: an ALTER … ON CLUSTER DELETE on the \
+            replicated local tables sometimes finishes in seconds and sometimes not within \
+            minutes (the damage and check --repair's own deletes alike); not yet understood"]
+async fn check_repairs_a_damaged_copy_on_a_cluster() {
+    let _turn = shared().await;
+    let node = TestApp::spawn_with(on_new_database().await).await;
+    let net = node.network().await;
+    let click = node.click(&net.link_url).await;
+    let (status, _) = json_body(
+        node.track(&net.brand_key, &conversion(&click, "mend-1", "5.00"))
+            .await,
+    )
+    .await;
+    assert!(status.is_success());
+    drain(&node).await;
+    let db = node.database.clone();
+    let damaged = ConversionId::derive(&BrandId::parse(&net.brand_id).unwrap(), "mend-1");
+    crate::common::clickhouse_answer(
+        &cluster().node_url(1),
+        &db,
+        &format!(
+            "ALTER TABLE conversions_by_brand_local ON CLUSTER {} DELETE WHERE conversion_id = '{damaged}'",
+            cluster::NAME
+        ),
+    )
+    .await;
+    let args = ["--clickhouse-cluster", cluster::NAME, "--repair"];
+    let (repaired, output) = crate::common::affilync_check_at(&cluster().urls(), &db, &args).await;
+    assert!(
+        output.contains(damaged.as_str()) && repaired && output.contains("0 problems left"),
+        "{output}"
+    );
 }

@@ -230,10 +230,16 @@ pub async fn clickhouse_rows(database: &str, sql: &str) -> Vec<Value> {
 /// Runs `affilync check` (the real binary) on `database` of the test ClickHouse, with
 /// `extra` arguments; returns whether it found everything in agreement, and its output.
 pub async fn affilync_check(database: &str, extra: &[&str]) -> (bool, String) {
+    affilync_check_at(&clickhouse::url(), database, extra).await
+}
+
+/// `affilync check` against the ClickHouse at `urls` (several, comma-separated, with
+/// `--clickhouse-cluster` among `extra` for a cluster).
+pub async fn affilync_check_at(urls: &str, database: &str, extra: &[&str]) -> (bool, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_affilync"));
     command
         .arg("check")
-        .args(["--clickhouse-url", &clickhouse::url()])
+        .args(["--clickhouse-url", urls])
         .args(["--clickhouse-database", database])
         .args(extra);
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
@@ -262,7 +268,7 @@ pub async fn clickhouse_rows_at(url: &str, database: &str, sql: &str) -> Vec<Val
 
 /// What ClickHouse's HTTP interface answers to `sql` in `database`, failing the test on
 /// an error.
-async fn clickhouse_answer(url: &str, database: &str, sql: &str) -> String {
+pub async fn clickhouse_answer(url: &str, database: &str, sql: &str) -> String {
     let response = reqwest::Client::new()
         .post(format!("{url}/?database={database}"))
         .body(sql.to_owned())
