@@ -23,7 +23,8 @@ pub struct HttpMetrics {
     pub unavailable_total: IntCounterVec,
     /// Conversion reports received and not yet answered.
     pub conversions_in_flight: IntGauge,
-    /// 1 while this node's last ping of ClickHouse was answered in time.
+    /// 1 while at least one ClickHouse node answered its last ping (sampled at scrape from
+    /// the store's node pings).
     pub clickhouse_up: IntGauge,
     /// Whether each configured ClickHouse node answered its last ping (1) or not (0),
     /// sampled at scrape; `url`: one of AFFILYNC_CLICKHOUSE_URL's URLs.

@@ -135,11 +135,10 @@ impl Store {
     }
 
     /// Pings every node every `every` on a background thread for as long as the process
-    /// runs, so that a node that failed is used again once it answers.
+    /// runs, so that a node that failed is used again once it answers, and the node states
+    /// (`/readyz`, `affilync_clickhouse_up`, `affilync_clickhouse_node_up`) say what is up
+    /// on one server as on a cluster.
     pub fn watch_nodes(&self, every: Duration) {
-        if self.nodes.urls.len() < 2 {
-            return;
-        }
         let store = self.unpooled();
         crate::runtime::spawn_background("clickhouse-nodes", move || async move {
             loop {

@@ -26,13 +26,16 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .set(state.pipeline.queue_depth() as i64);
     state.dedup.sample_metrics();
     state.journal.sample_metrics();
-    for (url, up) in state.store.node_states() {
+    let nodes = state.store.node_states();
+    for (url, up) in &nodes {
         state
             .metrics
             .clickhouse_node_up
-            .with_label_values(&[&url])
-            .set(i64::from(up));
+            .with_label_values(&[url])
+            .set(i64::from(*up));
     }
+    let any_up = nodes.iter().any(|(_, up)| *up);
+    state.metrics.clickhouse_up.set(i64::from(any_up));
     let mut text = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut text) {

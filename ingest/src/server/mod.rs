@@ -19,7 +19,7 @@ use attributor::metrics::{
 };
 use attributor::reports::RollupRefresher;
 use attributor::{Journal, Pipeline, PipelineParts, Shipper, Store};
-use prometheus::{IntGauge, Registry};
+use prometheus::Registry;
 
 use self::middleware::{record_request, request_id};
 use crate::config::Config;
@@ -32,7 +32,7 @@ use crate::pixel_script::PixelScript;
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 
-const NODE_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const NODE_PING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Connects to ClickHouse, migrates, loads the catalog, opens the journal, starts the
 /// attribution workers and the shipper, and serves HTTP on `listener` until `shutdown`
@@ -127,8 +127,6 @@ pub async fn serve(
         }
     }
 
-    watch_clickhouse(store.clone(), http_metrics.clickhouse_up.clone());
-
     let state = web::Data::new(AppState {
         store,
         catalog,
@@ -199,22 +197,4 @@ pub async fn serve(
     })
     .await?;
     Ok(())
-}
-
-/// How often `affilync_clickhouse_up` is refreshed, and how long a ping may take.
-const CLICKHOUSE_PROBE_EVERY: Duration = Duration::from_secs(5);
-const CLICKHOUSE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Pings ClickHouse in the background so that `affilync_clickhouse_up` says whether it
-/// answers without a scrape ever waiting on it. Conversions do not need ClickHouse (they
-/// are journaled), so this is the metric that tells an operator shipping has stopped.
-fn watch_clickhouse(store: Store, up: IntGauge) {
-    actix_web::rt::spawn(async move {
-        let mut every = actix_web::rt::time::interval(CLICKHOUSE_PROBE_EVERY);
-        loop {
-            every.tick().await;
-            let answered = store.ping(CLICKHOUSE_PROBE_TIMEOUT).await.is_ok();
-            up.set(i64::from(answered));
-        }
-    });
 }

@@ -45,18 +45,7 @@ async fn rows_at(n: usize, database: &str, sql: &str) -> Vec<Value> {
 }
 
 async fn count_at(n: usize, database: &str, sql: &str) -> u64 {
-    let rows = rows_at(n, database, sql).await;
-    let value = rows[0]
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
-    match value {
-        Value::String(text) => text.parse().unwrap(),
-        other => other.as_u64().unwrap(),
-    }
+    crate::common::single_number(&rows_at(n, database, sql).await)
 }
 
 async fn drain(app: &Api) {

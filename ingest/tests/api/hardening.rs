@@ -117,7 +117,14 @@ async fn reads_of_a_frozen_clickhouse_are_refused_promptly() {
         .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
+    // The node's pings say so too, and recover with ClickHouse.
+    first
+        .wait_for_metric("affilync_clickhouse_up", &[], |up| up == 0.0)
+        .await;
     proxy.restore();
+    first
+        .wait_for_metric("affilync_clickhouse_up", &[], |up| up == 1.0)
+        .await;
 }
 
 /// Bounds ClickHouse's `DateTime` cannot hold are a 422 naming the field, not a dropped

@@ -227,18 +227,7 @@ impl Api {
 
     /// The single number `sql` selects, once the journal has drained.
     pub async fn clickhouse_count(&self, sql: &str) -> u64 {
-        let rows = self.clickhouse_rows(sql).await;
-        let value = rows[0]
-            .as_object()
-            .unwrap()
-            .values()
-            .next()
-            .unwrap()
-            .clone();
-        match value {
-            Value::String(text) => text.parse().unwrap(),
-            other => other.as_u64().unwrap(),
-        }
+        super::single_number(&self.clickhouse_rows(sql).await)
     }
 
     /// The text of /metrics.

@@ -301,3 +301,18 @@ pub async fn json_body(response: Response) -> (StatusCode, Value) {
     let body = response.json().await.unwrap_or(Value::Null);
     (status, body)
 }
+
+/// The one number a count query's rows hold (ClickHouse's JSON writes UInt64 as a string).
+pub fn single_number(rows: &[Value]) -> u64 {
+    let value = rows[0]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    match value {
+        Value::String(text) => text.parse().unwrap(),
+        other => other.as_u64().unwrap(),
+    }
+}
