@@ -39,7 +39,7 @@ impl NewConversion {
     pub fn is_same_report_as(&self, stored: &Conversion) -> bool {
         self.click
             .as_ref()
-            .is_none_or(|click| click.id.as_str() == stored.click_id)
+            .is_none_or(|click| click.id == stored.click_id)
             && self.amount.value() == stored.amount
             && self.amount.currency() == stored.currency
             && self.event_type == stored.event_type
@@ -59,7 +59,7 @@ pub struct Attribution {
 pub struct Conversion {
     pub id: ConversionId,
     pub brand: BrandId,
-    pub order_id: String,
+    pub order_id: OrderId,
     pub version: u64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -67,7 +67,7 @@ pub struct Conversion {
     pub campaign: CampaignId,
     pub affiliate: AffiliateId,
     pub link: LinkId,
-    pub click_id: String,
+    pub click_id: ClickId,
     pub attribution: Option<Attribution>,
     pub event_type: EventType,
     pub amount: Decimal,

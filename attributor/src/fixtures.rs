@@ -97,7 +97,7 @@ impl SampleNetwork {
     pub fn touch(&self) -> Touch {
         Touch {
             resolved: self.resolved(),
-            click_id: self.click.as_str().to_owned(),
+            click_id: self.click.clone(),
             clicked_at: self.click.clicked_at(),
             method: AttributionMethod::ClickId,
         }

@@ -60,13 +60,13 @@ impl<'a> From<&'a Conversion> for ConversionView<'a> {
         let non_empty = |text: &'a str| (!text.is_empty()).then_some(text);
         ConversionView {
             conversion_id: c.id.as_str(),
-            click_id: non_empty(&c.click_id),
+            click_id: Some(c.click_id.as_str()),
             affiliate_id: c.affiliate.as_str(),
             campaign_id: c.campaign.as_str(),
             commission_amount: c.commission_currency.format(c.commission_amount),
             status: c.status.as_str(),
             created_at: timestamp(c.created_at),
-            order_id: &c.order_id,
+            order_id: c.order_id.as_str(),
             amount: c.currency.format(c.amount),
             currency: c.currency.code(),
             event_type: c.event_type.as_str(),

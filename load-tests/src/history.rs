@@ -171,7 +171,7 @@ impl History {
         };
         let touch = Touch {
             resolved: resolved.clone(),
-            click_id: click.as_str().to_owned(),
+            click_id: click.clone(),
             clicked_at: click.clicked_at(),
             method,
         };

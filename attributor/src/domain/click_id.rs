@@ -35,6 +35,24 @@ pub struct ClickId {
 }
 
 impl ClickId {
+    /// A click id read back from this network's own tables, where it was written only
+    /// after [`ClickSigner::verify`] or [`ClickSigner::issue`]: its layout is checked, its
+    /// MAC is not (the secret may have been rotated since).
+    pub fn from_stored(text: &str) -> Result<ClickId, ClickIdError> {
+        Ok(ClickId::from_raw(text, &decode(text)?))
+    }
+
+    fn from_raw(text: &str, raw: &[u8; PAYLOAD_LEN + MAC_LEN]) -> ClickId {
+        let link = LinkId::from_bytes(raw[1..9].try_into().expect("8 bytes"));
+        let seconds = u32::from_be_bytes(raw[9..13].try_into().expect("4 bytes"));
+        ClickId {
+            text: text.to_owned(),
+            link,
+            clicked_at: OffsetDateTime::from_unix_timestamp(seconds.into())
+                .expect("u32 seconds are a valid time"),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -45,6 +63,22 @@ impl ClickId {
 
     pub fn clicked_at(&self) -> OffsetDateTime {
         self.clicked_at
+    }
+}
+
+/// The bytes under the prefix and base64url, if they have the layout of this version.
+fn decode(text: &str) -> Result<[u8; PAYLOAD_LEN + MAC_LEN], ClickIdError> {
+    let encoded = text.strip_prefix(PREFIX).ok_or(ClickIdError::Malformed)?;
+    let mut raw = [0u8; PAYLOAD_LEN + MAC_LEN];
+    match URL_SAFE_NO_PAD.decode_slice(encoded, &mut raw) {
+        Ok(len) if len == raw.len() && raw[0] == VERSION => Ok(raw),
+        _ => Err(ClickIdError::Malformed),
+    }
+}
+
+impl std::fmt::Display for ClickId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
@@ -84,28 +118,12 @@ impl ClickSigner {
     }
 
     pub fn verify(&self, text: &str) -> Result<ClickId, ClickIdError> {
-        let encoded = text.strip_prefix(PREFIX).ok_or(ClickIdError::Malformed)?;
-        let mut raw = [0u8; PAYLOAD_LEN + MAC_LEN];
-        match URL_SAFE_NO_PAD.decode_slice(encoded, &mut raw) {
-            Ok(len) if len == raw.len() => {}
-            _ => return Err(ClickIdError::Malformed),
-        }
-        if raw[0] != VERSION {
-            return Err(ClickIdError::Malformed);
-        }
+        let raw = decode(text)?;
         let mut mac = self.mac.clone();
         mac.update(&raw[..PAYLOAD_LEN]);
         mac.verify_truncated_left(&raw[PAYLOAD_LEN..])
             .map_err(|_| ClickIdError::Forged)?;
-
-        let link = LinkId::from_bytes(raw[1..9].try_into().expect("8 bytes"));
-        let seconds = u32::from_be_bytes(raw[9..13].try_into().expect("4 bytes"));
-        Ok(ClickId {
-            text: text.to_owned(),
-            link,
-            clicked_at: OffsetDateTime::from_unix_timestamp(seconds.into())
-                .expect("u32 seconds are a valid time"),
-        })
+        Ok(ClickId::from_raw(text, &raw))
     }
 
     fn tag(&self, payload: &[u8]) -> [u8; 32] {
@@ -138,6 +156,19 @@ mod tests {
         assert_eq!(back.link(), &link);
         assert_eq!(back.clicked_at(), at);
         assert!(id.as_str().starts_with("clk_"));
+    }
+
+    #[test]
+    fn stored_ids_decode_under_any_secret_but_garbage_does_not() {
+        let link = LinkId::generate();
+        let at = OffsetDateTime::from_unix_timestamp(1_774_000_000).unwrap();
+        let id = signer().issue(&link, at);
+        assert_eq!(ClickId::from_stored(id.as_str()), Ok(id.clone()));
+        assert_eq!(
+            ClickId::from_stored("clk_garbage"),
+            Err(ClickIdError::Malformed)
+        );
+        assert_eq!(ClickId::from_stored(""), Err(ClickIdError::Malformed));
     }
 
     #[test]

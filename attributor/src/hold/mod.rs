@@ -185,13 +185,15 @@ mod tests {
 
     use super::*;
     use crate::conversion::version_at;
-    use crate::domain::{AffiliateId, ConversionId, Currency, EventType, LinkId, Source};
+    use crate::domain::{
+        AffiliateId, ClickSigner, ConversionId, Currency, EventType, LinkId, OrderId, Source,
+    };
 
     fn pending(hold: &Hold, created_at: OffsetDateTime) -> Conversion {
         Conversion {
             id: ConversionId::derive(&hold.brand, "o-1"),
             brand: hold.brand.clone(),
-            order_id: "o-1".into(),
+            order_id: OrderId::parse("o-1").unwrap(),
             version: version_at(created_at),
             created_at,
             updated_at: created_at,
@@ -199,7 +201,7 @@ mod tests {
             campaign: hold.campaign.clone(),
             affiliate: AffiliateId::generate(),
             link: LinkId::generate(),
-            click_id: String::new(),
+            click_id: ClickSigner::new(b"s").issue(&LinkId::generate(), created_at),
             attribution: None,
             event_type: EventType::Sale,
             amount: Decimal::new(2_000, 2),

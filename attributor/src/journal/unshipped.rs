@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
-use crate::domain::{BrandId, ConversionId, EmailHash, LinkId};
+use crate::domain::{BrandId, ClickId, ConversionId, EmailHash, LinkId};
 use crate::store::{ConversionRow, EmailTouch};
 
 #[derive(Default)]
@@ -117,7 +117,7 @@ fn touch_of(row: &ConversionRow) -> Option<EmailTouch> {
         email,
         brand: BrandId::parse(&row.brand_id).ok()?,
         link: LinkId::parse(&row.link_id).ok()?,
-        click_id: row.click_id.clone(),
+        click_id: ClickId::from_stored(&row.click_id).ok()?,
         click_time: row.click_time.unwrap_or(OffsetDateTime::UNIX_EPOCH),
     })
 }

@@ -5,13 +5,13 @@ use time::OffsetDateTime;
 
 use crate::catalog::ResolvedLink;
 use crate::conversion::{Attribution, Conversion, NewConversion, version_at};
-use crate::domain::{AttributionMethod, Status};
+use crate::domain::{AttributionMethod, ClickId, Status};
 
 /// The click a conversion is credited to, however it was found.
 #[derive(Debug, Clone)]
 pub struct Touch {
     pub resolved: ResolvedLink,
-    pub click_id: String,
+    pub click_id: ClickId,
     pub clicked_at: OffsetDateTime,
     pub method: AttributionMethod,
 }
@@ -40,7 +40,7 @@ pub fn attribute(new: &NewConversion, touch: &Touch, now: OffsetDateTime) -> Con
     Conversion {
         id: new.id.clone(),
         brand: new.brand.clone(),
-        order_id: new.order_id.to_string(),
+        order_id: new.order_id.clone(),
         version: version_at(now),
         created_at: now,
         updated_at: now,
@@ -91,7 +91,7 @@ mod tests {
             method: AttributionMethod::ClickId,
         });
         let touch = Touch {
-            click_id: click.as_str().into(),
+            click_id: click.clone(),
             clicked_at: click.clicked_at(),
             ..network.touch()
         };

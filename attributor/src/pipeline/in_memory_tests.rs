@@ -139,7 +139,7 @@ async fn each_job_of_a_batch_gets_its_own_answer() {
             email,
             brand: world.network.brand.id.clone(),
             link: world.network.link.id.clone(),
-            click_id: world.network.click.as_str().into(),
+            click_id: world.network.click.clone(),
             click_time: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
         }),
         failing: Arc::new(AtomicBool::new(false)),

@@ -142,7 +142,7 @@ impl<T: TouchSource> Worker<T> {
             }
             return Ok(Touch {
                 resolved,
-                click_id: click.id.as_str().to_owned(),
+                click_id: click.id.clone(),
                 clicked_at: click.id.clicked_at(),
                 method: click.method,
             });

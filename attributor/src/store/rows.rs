@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::conversion::{Attribution, Conversion};
-use crate::domain::{AffiliateId, BrandId, CampaignId, ConversionId, Currency, EmailHash, LinkId};
+use crate::domain::{
+    AffiliateId, BrandId, CampaignId, ClickId, ConversionId, Currency, EmailHash, LinkId, OrderId,
+};
 
 const DECIMAL_SCALE: u32 = 4;
 
@@ -138,7 +140,7 @@ impl From<&Conversion> for ConversionRow {
             conversion_id: c.id.to_string(),
             dedup_key: c.id.dedup_key(),
             brand_id: c.brand.to_string(),
-            order_id: c.order_id.clone(),
+            order_id: c.order_id.to_string(),
             version: c.version,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -146,7 +148,7 @@ impl From<&Conversion> for ConversionRow {
             campaign_id: c.campaign.to_string(),
             affiliate_id: c.affiliate.to_string(),
             link_id: c.link.to_string(),
-            click_id: c.click_id.clone(),
+            click_id: c.click_id.to_string(),
             attribution_method: c
                 .attribution
                 .map_or(String::new(), |a| a.method.to_string()),
@@ -265,8 +267,8 @@ impl TryFrom<ConversionRow> for Conversion {
                 .into_iter()
                 .zip(row.metadata_value)
                 .collect(),
-            order_id: row.order_id,
-            click_id: row.click_id,
+            order_id: OrderId::parse(&row.order_id).map_err(|_| corrupt("order_id"))?,
+            click_id: ClickId::from_stored(&row.click_id).map_err(|_| corrupt("click_id"))?,
             commission_rule: row.commission_rule,
             status_reason: row.status_reason,
             note: row.note,

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::deadline::Exchange;
 use super::{Store, StoreError};
-use crate::domain::{BrandId, EmailHash, LinkId};
+use crate::domain::{BrandId, ClickId, EmailHash, LinkId};
 
 /// The most recent click a customer (by e-mail hash) was credited with at one brand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +12,7 @@ pub struct EmailTouch {
     pub email: EmailHash,
     pub brand: BrandId,
     pub link: LinkId,
-    pub click_id: String,
+    pub click_id: ClickId,
     pub click_time: OffsetDateTime,
 }
 
@@ -60,7 +60,7 @@ impl Store {
                     email: EmailHash::from_hex(&row.email_sha256).ok_or_else(corrupt)?,
                     brand: BrandId::parse(&row.brand_id).map_err(|_| corrupt())?,
                     link: LinkId::parse(&row.link_id).map_err(|_| corrupt())?,
-                    click_id: row.click_id,
+                    click_id: ClickId::from_stored(&row.click_id).map_err(|_| corrupt())?,
                     click_time: row.last_click_time,
                 })
             })

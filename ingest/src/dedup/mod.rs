@@ -225,8 +225,8 @@ impl<L: StoredOrders, P: NewOrders> DedupFront<L, P> {
 /// Bytes a cached conversion holds, near enough for sizing the cache.
 fn approximate_size(remembered: &Remembered) -> u32 {
     let conversion = &remembered.conversion;
-    let text = conversion.order_id.len()
-        + conversion.click_id.len()
+    let text = conversion.order_id.as_str().len()
+        + conversion.click_id.as_str().len()
         + conversion.status_reason.len()
         + conversion.note.len()
         + conversion.commission_rule.len()

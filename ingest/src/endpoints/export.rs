@@ -146,14 +146,14 @@ fn csv_cells(c: &Conversion) -> impl Iterator<Item = String> {
         .collect();
     [
         c.id.as_str().to_owned(),
-        c.order_id.clone(),
+        c.order_id.to_string(),
         time(c.created_at),
         time(c.updated_at),
         c.source.as_str().to_owned(),
         c.campaign.to_string(),
         c.affiliate.to_string(),
         c.link.to_string(),
-        c.click_id.clone(),
+        c.click_id.to_string(),
         c.attribution
             .map(|a| a.method.as_str().to_owned())
             .unwrap_or_default(),
