@@ -16,13 +16,14 @@ use attributor::catalog::Principal;
 use attributor::domain::{BrandId, ConversionId};
 use attributor::{Conversion, NewConversion, PipelineError};
 use futures_util::future::LocalBoxFuture;
+use serde_json::json;
 
 use crate::auth::{self, KeyFrom};
-use crate::dedup::Outcome;
+use crate::dedup::{Outcome, Remembered};
+use crate::endpoints::held;
 use crate::error::ApiError;
 use crate::request::{MAX_BODY_BYTES, drain_body, read_body_within, require_json};
 use crate::state::AppState;
-use crate::views;
 
 /// The brand whose key is in `Authorization: Bearer`; an affiliate key is a 403.
 pub struct BrandCaller(pub BrandId);
@@ -119,14 +120,14 @@ pub async fn answer_conversion(
             answers.with_label_values(&["created"]).inc();
             Ok(HttpResponse::Created()
                 .content_type(ContentType::json())
-                .body(remembered.body.clone()))
+                .body(answer_body(state, &remembered)))
         }
         Outcome::Replayed(remembered) => {
             answers.with_label_values(&["replayed"]).inc();
             Ok(HttpResponse::Ok()
                 .insert_header(("Idempotent-Replayed", "true"))
                 .content_type(ContentType::json())
-                .body(remembered.body.clone()))
+                .body(answer_body(state, &remembered)))
         }
         Outcome::Conflict(remembered) => {
             answers.with_label_values(&["conflict"]).inc();
@@ -135,12 +136,25 @@ pub async fn answer_conversion(
                 code: "order_id_conflict",
                 message: format!(
                     "order_id {:?} was already reported with a different click_id, amount, currency or event_type",
-                    conversion.order_id
+                    conversion.order_id.as_str()
                 ),
-                data: Some(views::value(conversion)),
+                data: Some(held::conversion_value(state, conversion)),
             })
         }
     }
+}
+
+/// `{"data": <conversion>}` as every read shows it: the bytes the dedup front serialized
+/// once, unless the conversion's campaign holds conversions, when the answer also carries
+/// `scheduled_approval_at` (the dedup front knows nothing of holds).
+fn answer_body(state: &AppState, remembered: &Remembered) -> Bytes {
+    if state.holds.get(&remembered.conversion.campaign).is_none() {
+        return remembered.body.clone();
+    }
+    let data = json!({"data": held::conversion_value(state, &remembered.conversion)});
+    serde_json::to_vec(&data)
+        .expect("conversion views serialize to JSON")
+        .into()
 }
 
 /// Through the dedup front to the pipeline, as its own task so that a client hanging up

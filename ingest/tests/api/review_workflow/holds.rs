@@ -197,3 +197,40 @@ async fn two_nodes_and_a_restart_approve_each_held_conversion_once() {
         assert_eq!(changes(&answer).len(), 1, "{answer}");
     }
 }
+
+#[tokio::test]
+async fn the_answers_to_a_held_report_carry_its_scheduled_approval() {
+    let app = TestApp::spawn().await;
+    let net = held_network(&app, 7).await;
+    let click = app.click(&net.link_url).await;
+    let body = json!({"click_id": click, "order_id": "held-1", "amount": "20.00"});
+
+    let (status, created) = json_body(app.track(&net.brand_key, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created_at = time::OffsetDateTime::parse(
+        created["data"]["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(
+        created["data"]["scheduled_approval_at"],
+        ingest::views::timestamp(created_at + time::Duration::days(7)),
+        "{created}"
+    );
+
+    let (status, replayed) = json_body(app.track(&net.brand_key, &body).await).await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed, created);
+    let id = created["data"]["conversion_id"].as_str().unwrap();
+    let (_, read) = json_body(
+        app.get(&net.brand_key, &format!("/api/conversions/{id}"))
+            .await,
+    )
+    .await;
+    assert_eq!(read, created);
+
+    let conflicting = json!({"click_id": click, "order_id": "held-1", "amount": "21.00"});
+    let (status, conflict) = json_body(app.track(&net.brand_key, &conflicting).await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(conflict["data"], created["data"], "{conflict}");
+}
