@@ -254,6 +254,7 @@ pub struct Config {
     /// Longest time range, in days, one report may cover.
     pub report_max_days: u32,
     pub report_rollups: RollupConfig,
+    pub hold_rounds: HoldRounds,
     pub clock: Clock,
 }
 
@@ -313,6 +314,10 @@ impl ServeArgs {
             shutdown_timeout: Duration::from_secs(30),
             shutdown_ship_timeout: Duration::from_secs(10),
             report_max_days: self.report_max_days,
+            hold_rounds: HoldRounds {
+                every: Duration::from_millis(self.catalog_refresh_ms) * 5,
+                page: 1_000,
+            },
             report_rollups: RollupConfig {
                 enabled: self.report_rollups,
                 interval: Duration::from_millis(self.report_refresh_ms),
@@ -349,4 +354,13 @@ impl ClickhouseArgs {
             },
         }
     }
+}
+
+/// When the rounds approving held conversions run and how much each reads at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldRounds {
+    pub every: Duration,
+    /// Conversions read and approved at a time; a round walks a campaign's whole backlog
+    /// in pages of this size.
+    pub page: u64,
 }

@@ -7,18 +7,15 @@
 //! [`attributor::hold`]), so two nodes approving one conversion, or a node approving again
 //! after a restart before its first approval was shipped, leave one approval in ClickHouse.
 
-use std::time::Duration;
-
 use actix_web::web;
 use attributor::hold::Hold;
 use attributor::metrics::counter;
+use attributor::store::DuePosition;
 use attributor::{PipelineError, StoreError};
 use futures_util::future::{join_all, try_join_all};
 
+use crate::config::HoldRounds;
 use crate::state::AppState;
-
-/// Conversions one campaign's round approves at most; the rest wait for the next round.
-const ROUND_MAX_APPROVALS: u64 = 1_000;
 
 #[derive(Debug, thiserror::Error)]
 enum RoundError {
@@ -30,7 +27,7 @@ enum RoundError {
 
 /// Starts the rounds, one every `every`, on the HTTP tier's runtime (a round is a few
 /// queries and a journal append; it never blocks).
-pub fn start(state: web::Data<AppState>, every: Duration) {
+pub fn start(state: web::Data<AppState>, rounds: HoldRounds) {
     let rounds_total = counter(
         &state.registry,
         "affilync_hold_rounds_total",
@@ -42,12 +39,12 @@ pub fn start(state: web::Data<AppState>, every: Duration) {
         "Held conversions approved automatically by this node",
     );
     actix_web::rt::spawn(async move {
-        let mut rounds = actix_web::rt::time::interval(every);
-        rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = actix_web::rt::time::interval(rounds.every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            rounds.tick().await;
+            ticks.tick().await;
             for hold in state.holds.all() {
-                match approve_due(&state, &hold).await {
+                match approve_due(&state, &hold, rounds.page).await {
                     Ok(0) => {}
                     Ok(approved) => {
                         approvals_total.inc_by(approved as u64);
@@ -64,21 +61,43 @@ pub fn start(state: web::Data<AppState>, every: Duration) {
     });
 }
 
-async fn approve_due(state: &AppState, hold: &Hold) -> Result<usize, RoundError> {
+async fn approve_due(state: &AppState, hold: &Hold, page: u64) -> Result<usize, RoundError> {
     let now = state.clock.now();
-    let due = state
-        .store
-        .pending_created_before(
-            &hold.brand,
-            &hold.campaign,
-            now - hold.period(),
-            ROUND_MAX_APPROVALS,
-        )
-        .await?;
-    if due.is_empty() {
-        return Ok(0);
+    let mut after: Option<DuePosition> = None;
+    let mut approved = 0;
+    loop {
+        let due = state
+            .store
+            .pending_created_before(
+                &hold.brand,
+                &hold.campaign,
+                now - hold.period(),
+                after.as_ref(),
+                page,
+            )
+            .await?;
+        let last_page = (due.len() as u64) < page;
+        approved += approve_page(state, hold, &due, now).await?;
+        if last_page {
+            break;
+        }
+        after = due.last().cloned();
     }
-    let current = try_join_all(due.iter().map(|id| state.dedup.find(id))).await?;
+    if approved > 0 {
+        state.list_totals.forget_brand(&hold.brand);
+    }
+    Ok(approved)
+}
+
+/// Approves those of `due` still pending as this node knows them: a decision it has not
+/// shipped yet, or an approval of an earlier round, wins over what ClickHouse said.
+async fn approve_page(
+    state: &AppState,
+    hold: &Hold,
+    due: &[DuePosition],
+    now: time::OffsetDateTime,
+) -> Result<usize, RoundError> {
+    let current = try_join_all(due.iter().map(|position| state.dedup.find(&position.id))).await?;
     let approvals: Vec<_> = current
         .iter()
         .flatten()
@@ -93,9 +112,6 @@ async fn approve_due(state: &AppState, hold: &Hold) -> Result<usize, RoundError>
     .await;
     for answer in answers {
         state.dedup.refresh(answer?).await;
-    }
-    if count > 0 {
-        state.list_totals.forget_brand(&hold.brand);
     }
     Ok(count)
 }

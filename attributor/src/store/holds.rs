@@ -19,8 +19,17 @@ pub struct CampaignHoldRow {
 }
 
 #[derive(Row, Deserialize)]
-struct Id {
+struct DueRow {
     conversion_id: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    created: OffsetDateTime,
+}
+
+/// A conversion due for approval, and where it stands in the oldest-first walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuePosition {
+    pub id: ConversionId,
+    pub created_at: OffsetDateTime,
 }
 
 impl Store {
@@ -42,7 +51,9 @@ impl Store {
     }
 
     /// Up to `limit` conversions of the campaign created before `created_before` whose
-    /// latest version is still pending, oldest first.
+    /// latest version is still pending, oldest first (by creation, then id), after
+    /// `after` when given: the position of the last one of the previous page, so that a
+    /// round walks a backlog page by page even while its approvals are not shipped yet.
     ///
     /// argMax rather than FINAL: only the brand's range of the listing copy is read, and a
     /// status decided in a version not yet merged still counts.
@@ -51,34 +62,49 @@ impl Store {
         brand: &BrandId,
         campaign: &CampaignId,
         created_before: OffsetDateTime,
+        after: Option<&DuePosition>,
         limit: u64,
-    ) -> Result<Vec<ConversionId>, StoreError> {
+    ) -> Result<Vec<DuePosition>, StoreError> {
+        // created_at is the same in every version of a conversion, so the position can be
+        // tested on rows before they are grouped.
+        let (after_time, after_id) = after.map_or((i64::MIN, ""), |position| {
+            (position.created_at.unix_timestamp(), position.id.as_str())
+        });
         let rows = self
             .within(
                 Exchange::Read,
                 "conversions due for approval",
                 self.client()
                     .query(
-                        "SELECT conversion_id FROM conversions_by_brand \
+                        "SELECT conversion_id, min(created_at) AS created \
+                         FROM conversions_by_brand \
                          WHERE brand_id = ? AND campaign_id = ? AND created_at <= toDateTime(?) \
+                           AND (toInt64(created_at) > ? \
+                                OR (toInt64(created_at) = ? AND conversion_id > ?)) \
                          GROUP BY conversion_id \
                          HAVING argMax(status, version) = 'pending' \
-                         ORDER BY min(created_at) LIMIT ?",
+                         ORDER BY created, conversion_id LIMIT ?",
                     )
                     .bind(brand.as_str())
                     .bind(campaign.as_str())
                     .bind(created_before.unix_timestamp())
+                    .bind(after_time)
+                    .bind(after_time)
+                    .bind(after_id)
                     .bind(limit)
-                    .fetch_all::<Id>(),
+                    .fetch_all::<DueRow>(),
             )
             .await?;
         rows.into_iter()
             .map(|row| {
-                ConversionId::parse(&row.conversion_id).map_err(|_| {
-                    StoreError::Corrupt(format!(
-                        "conversion id {} is unreadable",
-                        row.conversion_id
-                    ))
+                Ok(DuePosition {
+                    id: ConversionId::parse(&row.conversion_id).map_err(|_| {
+                        StoreError::Corrupt(format!(
+                            "conversion id {} is unreadable",
+                            row.conversion_id
+                        ))
+                    })?,
+                    created_at: row.created,
                 })
             })
             .collect()

@@ -43,7 +43,7 @@ pub use deadline::StoreTimeouts;
 pub use error::StoreError;
 pub use export::ConversionExport;
 pub use history::StatusChangeRow;
-pub use holds::CampaignHoldRow;
+pub use holds::{CampaignHoldRow, DuePosition};
 pub use listing::{ListFilter, ListOwner, PageRequest, ScheduledRange};
 pub use migrate::{MIGRATIONS, Migration};
 pub use rollups::DirtyDay;

@@ -151,7 +151,7 @@ pub async fn serve(
     });
     // Holds end on whole seconds and are days long: a round every few catalog refreshes
     // approves in time, and costs ClickHouse little.
-    hold_approver::start(state.clone(), config.catalog_refresh * 5);
+    hold_approver::start(state.clone(), config.hold_rounds);
     let address = listener.local_addr()?;
     let server = HttpServer::new(move || {
         App::new()

@@ -166,6 +166,11 @@ impl Api {
         }
     }
 
+    /// The metric now, summed over samples with `labels`.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        metric_value(&self.metrics().await, name, labels)
+    }
+
     /// Waits until the metric (summed over samples with `labels`) satisfies `done`, at most
     /// `DRAIN_DEADLINE`, and returns its value.
     pub async fn wait_for_metric(

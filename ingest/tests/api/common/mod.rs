@@ -22,7 +22,7 @@ use attributor::clicks::ClickWriterConfig;
 use attributor::reports::RollupConfig;
 use attributor::store::StoreTimeouts;
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
-use ingest::config::Config;
+use ingest::config::{Config, HoldRounds};
 use ingest::dedup::{DedupConfig, LookupConfig};
 use ingest::rate_limit::RateLimitConfig;
 use ingest::secret::Secret;
@@ -78,6 +78,7 @@ pub struct TestOptions {
     pub rate_limits: RateLimitConfig,
     /// Off by default: reports then read what the journal shipped, at once.
     pub report_rollups: RollupConfig,
+    pub hold_rounds: HoldRounds,
 }
 
 impl Default for TestOptions {
@@ -108,6 +109,10 @@ impl Default for TestOptions {
             report_rollups: RollupConfig {
                 enabled: false,
                 ..RollupConfig::default()
+            },
+            hold_rounds: HoldRounds {
+                every: Duration::from_millis(500),
+                page: 1_000,
             },
         }
     }
@@ -178,6 +183,7 @@ impl TestApp {
             shutdown_ship_timeout: options.shutdown_ship_timeout,
             report_max_days: 400,
             report_rollups: options.report_rollups,
+            hold_rounds: options.hold_rounds,
             clock: options.clock.clock(),
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -234,3 +234,38 @@ async fn the_answers_to_a_held_report_carry_its_scheduled_approval() {
     assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
     assert_eq!(conflict["data"], created["data"], "{conflict}");
 }
+
+#[tokio::test]
+async fn one_round_approves_a_backlog_of_several_pages() {
+    let clock = TestClock::default();
+    let app = TestApp::spawn_with(TestOptions {
+        clock: clock.clone(),
+        // Pages of 2 and rounds far enough apart that a round is seen to finish alone.
+        hold_rounds: HoldRounds {
+            every: std::time::Duration::from_secs(2),
+            page: 2,
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let net = held_network(&app, 1).await;
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        ids.push(report(&app, &net, &format!("backlog-{n}")).await);
+    }
+    app.drain().await;
+    let rounds_before = app.metric("affilync_hold_rounds_total", &[]).await;
+
+    clock.advance(time::Duration::days(1) + time::Duration::minutes(1));
+    app.wait_for_metric("affilync_hold_approvals_total", &[], |approved| {
+        approved >= 7.0
+    })
+    .await;
+    // The round running when the clock moved may have read the old time; the next one
+    // approves all seven, where one page per round would have taken four.
+    let rounds = app.metric("affilync_hold_rounds_total", &[]).await;
+    assert!(rounds - rounds_before <= 2.0, "{rounds_before} → {rounds}");
+    for id in &ids {
+        assert_eq!(status_of(&app, &net.brand_key, id).await, "approved");
+    }
+}

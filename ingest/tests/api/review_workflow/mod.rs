@@ -8,6 +8,7 @@ mod holds;
 mod paging;
 
 use crate::common::{Network, TestApp, TestClock, TestOptions, json_body};
+use ingest::config::HoldRounds;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
