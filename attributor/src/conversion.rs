@@ -83,12 +83,17 @@ pub struct Conversion {
 }
 
 impl Conversion {
-    /// The next version of this conversion with a new status. Versions are microsecond
-    /// timestamps, kept strictly increasing so the change always wins over what it
-    /// replaces even if two nodes' clocks disagree slightly.
+    /// The next version of this conversion with a new status, changed at `now`.
+    ///
+    /// The version is this one's plus a step drawn from the change itself, not from the
+    /// clock: the same change made to the same version is the same row wherever and
+    /// whenever it is made, so a bulk call retried on another node before the first
+    /// node's journal reached ClickHouse collapses into the first one's rows (conversion
+    /// and history alike) instead of adding a second change. Two different changes of
+    /// one version get different versions (bar a 2⁻²⁰ chance), and the higher one wins.
     pub fn with_status(&self, status: Status, note: &str, now: OffsetDateTime) -> Conversion {
         let mut next = self.clone();
-        next.version = version_at(now).max(self.version + 1);
+        next.version = self.version + change_step(status, note);
         next.updated_at = now;
         next.status = status;
         note.clone_into(&mut next.note);
@@ -103,7 +108,42 @@ impl Conversion {
     }
 }
 
-/// Row versions are microseconds since the epoch.
+/// How far a status change moves the version: 1 to 2²⁰ (about a second of microsecond
+/// versions), the same for the same status and note.
+fn change_step(status: Status, note: &str) -> u64 {
+    let change = format!("{}\0{note}", status.as_str());
+    1 + xxhash_rust::xxh3::xxh3_64(change.as_bytes()) % (1 << 20)
+}
+
+/// A new conversion's version: microseconds since the epoch. Later versions are this
+/// plus the steps of its status changes.
 pub fn version_at(at: OffsetDateTime) -> u64 {
     u64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::fixtures::SampleNetwork;
+
+    #[test]
+    fn the_same_change_of_the_same_version_is_the_same_version_whenever_made() {
+        let network = SampleNetwork::new();
+        let pending = network.attributed(&network.report("o-1", "10.00"));
+        let here = pending.with_status(Status::Approved, "ok", datetime!(2026-11-02 10:00 UTC));
+        let there = pending.with_status(Status::Approved, "ok", datetime!(2026-11-02 10:07 UTC));
+        assert_eq!(here.version, there.version);
+        assert!(here.version > pending.version);
+
+        let other_note =
+            pending.with_status(Status::Approved, "checked", datetime!(2026-11-02 10:00 UTC));
+        let other_status =
+            pending.with_status(Status::Rejected, "ok", datetime!(2026-11-02 10:00 UTC));
+        assert_ne!(other_note.version, here.version);
+        assert_ne!(other_status.version, here.version);
+        let reversed = here.with_status(Status::Rejected, "fraud", datetime!(2026-11-03 09:00 UTC));
+        assert!(reversed.version > here.version);
+    }
 }

@@ -133,3 +133,46 @@ async fn a_thousand_decisions_fit_in_one_call() {
     assert_eq!(answer["meta"]["not_found"], 999);
     assert_eq!(answer["data"][999]["result"], "updated");
 }
+
+#[tokio::test]
+async fn a_bulk_call_retried_on_another_node_before_shipping_adds_no_change() {
+    let shipping = TestApp::spawn().await;
+    let net = shipping.network().await;
+    let ids = [
+        report(&shipping, &net, "x-1").await,
+        report(&shipping, &net, "x-2").await,
+    ];
+    shipping.drain().await;
+    let holding = TestApp::spawn_with(TestOptions {
+        database: Some(shipping.database.clone()),
+        // Journals its changes but ships them only when it stops.
+        shipper: attributor::ShipperConfig {
+            interval: std::time::Duration::from_secs(3_600),
+            ..TestOptions::default().shipper
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let body = json!({"conversion_ids": ids, "status": "approved", "note": "checked"});
+    let (status, first) = bulk(&holding, &net.brand_key, &body).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["meta"]["updated"], 2, "{first}");
+
+    // The client gave up waiting and sent the call again to the other node, which cannot
+    // see the first node's journal and so makes the same changes again.
+    let (status, retried) = bulk(&shipping, &net.brand_key, &body).await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    holding.stop().await.unwrap();
+    shipping.drain().await;
+
+    let approved_versions = shipping
+        .clickhouse_count(
+            "SELECT count(DISTINCT conversion_id, version) FROM conversions WHERE status = 'approved'",
+        )
+        .await;
+    assert_eq!(approved_versions, 2);
+    for id in &ids {
+        let (_, answer) = history(&shipping, &net.brand_key, id).await;
+        assert_eq!(changes(&answer).len(), 1, "{answer}");
+    }
+}
