@@ -186,6 +186,47 @@ pub struct FillArgs {
     /// Rows per INSERT.
     #[arg(long, default_value_t = 100_000)]
     pub batch_rows: usize,
+    /// Shares `approved:pending:rejected` of the conversions the brand decides on (those
+    /// the cookie window rejected stay rejected); a decided conversion is stored as two
+    /// versions and a history row, as the service stores it.
+    #[arg(long, default_value = "70:20:10")]
+    pub statuses: StatusShares,
+}
+
+/// Shares of the statuses a brand decides, e.g. `70:20:10`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusShares {
+    pub approved: u32,
+    pub pending: u32,
+    pub rejected: u32,
+}
+
+impl StatusShares {
+    pub fn total(&self) -> u32 {
+        self.approved + self.pending + self.rejected
+    }
+}
+
+impl std::str::FromStr for StatusShares {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let shares: Vec<u32> = text
+            .split(':')
+            .map(|part| part.trim().parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("{text:?} is not approved:pending:rejected, e.g. 70:20:10"))?;
+        match shares[..] {
+            [approved, pending, rejected] if approved + pending + rejected > 0 => Ok(Self {
+                approved,
+                pending,
+                rejected,
+            }),
+            _ => Err(format!(
+                "{text:?} is not approved:pending:rejected, e.g. 70:20:10"
+            )),
+        }
+    }
 }
 
 /// The service's own help for the URL speaks of the ClickHouse it starts when none is
@@ -218,6 +259,21 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_shares_are_three_numbers_not_all_zero() {
+        assert_eq!(
+            "70:20:10".parse::<StatusShares>(),
+            Ok(StatusShares {
+                approved: 70,
+                pending: 20,
+                rejected: 10
+            })
+        );
+        for bad in ["70:30", "0:0:0", "a:b:c", "1:2:3:4", ""] {
+            assert!(bad.parse::<StatusShares>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn spans_read_with_and_without_units() {

@@ -48,7 +48,7 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
         "{:x}",
         SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis()
     );
-    let mut history = History::new(&setup, args.days, tag)?;
+    let mut history = History::new(&setup, args.days, tag, args.statuses)?;
     let (batches, mut made) = mpsc::channel::<Batch>(BATCHES_AHEAD);
     let (rows, batch_rows) = (args.rows, args.batch_rows.max(1));
     let maker = std::thread::spawn(move || {
@@ -75,7 +75,8 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
         // commission row.
         store.insert_commissions(&batch.commissions).await?;
         store.insert_conversions(&batch.conversions).await?;
-        let n = batch.conversions.len() as u64;
+        store.insert_status_changes(&batch.status_changes).await?;
+        let n = batch.conversions.len() as u64 - batch.status_changes.len() as u64;
         written += n;
         eprintln!(
             "  {written}/{rows} rows; this batch {:.0} rows/s, overall {:.0} rows/s",

@@ -1,7 +1,9 @@
 //! Made-up but realistic conversions for `fill`, made by the attribution workers' own
 //! code: `attribute` (cookie window, commission, status), reviews through
-//! `Conversion::with_status`, and rows from `ConversionRow::from` / `CommissionRow::from`.
-//! Only the clock and the dice are ours.
+//! `Conversion::with_status`, and rows from `ConversionRow::from` / `CommissionRow::from` /
+//! `StatusChangeRow::of`. A reviewed conversion is stored as the service stores it: its
+//! pending version, the reviewed version and the change's history row (whose tombstone
+//! retires the pending row from the status copy). Only the clock and the dice are ours.
 
 use std::sync::Arc;
 
@@ -13,13 +15,14 @@ use attributor::domain::{
     Currency, EmailHash, EventType, LinkId, OrderId, Source, Status,
 };
 use attributor::pipeline::{Touch, attribute};
-use attributor::store::{CommissionRow, ConversionRow};
+use attributor::store::{CommissionRow, ConversionRow, StatusChangeRow};
 use attributor::{Conversion, NewConversion, ReportedClick};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use rust_decimal::Decimal;
 use time::{Duration, OffsetDateTime};
 
+use crate::cli::StatusShares;
 use crate::setup::Setup;
 
 const DAY_SECONDS: i64 = 86_400;
@@ -28,6 +31,7 @@ const DAY_SECONDS: i64 = 86_400;
 pub struct Batch {
     pub conversions: Vec<ConversionRow>,
     pub commissions: Vec<CommissionRow>,
+    pub status_changes: Vec<StatusChangeRow>,
 }
 
 /// Makes conversions for the setup's brand, spread over `days` before `now`.
@@ -41,10 +45,16 @@ pub struct History {
     now: OffsetDateTime,
     days: u32,
     tag: String,
+    shares: StatusShares,
 }
 
 impl History {
-    pub fn new(setup: &Setup, days: u32, tag: String) -> anyhow::Result<Self> {
+    pub fn new(
+        setup: &Setup,
+        days: u32,
+        tag: String,
+        shares: StatusShares,
+    ) -> anyhow::Result<Self> {
         let brand = BrandId::parse(&setup.brand_id).context("the setup's brand_id")?;
         let now = OffsetDateTime::now_utc().replace_nanosecond(0)?;
         let mut links = Vec::new();
@@ -91,6 +101,7 @@ impl History {
             now,
             days: days.max(1),
             tag,
+            shares,
         })
     }
 
@@ -99,11 +110,21 @@ impl History {
         let mut batch = Batch {
             conversions: Vec::with_capacity(count),
             commissions: Vec::with_capacity(count),
+            status_changes: Vec::new(),
         };
         for n in first..first + count as u64 {
             let conversion = self.conversion(n);
             batch.conversions.push(ConversionRow::from(&conversion));
             batch.commissions.push(CommissionRow::from(&conversion));
+            if let Some(reviewed) = self.review(&conversion) {
+                batch.conversions.push(ConversionRow::from(&reviewed));
+                batch.commissions.push(CommissionRow::from(&reviewed));
+                batch.status_changes.push(StatusChangeRow::of(
+                    &reviewed,
+                    conversion.status,
+                    "key:fill",
+                ));
+            }
         }
         batch
     }
@@ -176,28 +197,34 @@ impl History {
             method,
         };
         // As the workers do: outside the cookie window it is kept, rejected, unpaid.
-        let conversion = attribute(&new, &touch, created_at);
-        self.review(conversion)
+        attribute(&new, &touch, created_at)
     }
 
-    /// Most conversions wait for review; of the rest most are approved, some rejected,
-    /// a few days after they came in.
-    fn review(&mut self, conversion: Conversion) -> Conversion {
+    /// The brand's decision on a pending conversion, if it made one: the shares of
+    /// approved, pending and rejected asked for, decided between an hour and two weeks
+    /// after the conversion came in (sooner for recent ones, so the shares hold).
+    fn review(&mut self, conversion: &Conversion) -> Option<Conversion> {
         if conversion.status != Status::Pending {
-            return conversion;
+            return None;
         }
-        let (status, note) = match self.rng.random_range(0..100) {
-            0..15 => (Status::Approved, "verified in the shop system"),
-            15..20 => (Status::Rejected, "order cancelled"),
-            _ => return conversion,
+        let shares = self.shares;
+        let dice = self.rng.random_range(0..shares.total());
+        let (status, note) = if dice < shares.approved {
+            (Status::Approved, "verified in the shop system")
+        } else if dice < shares.approved + shares.rejected {
+            (Status::Rejected, "order cancelled")
+        } else {
+            return None;
         };
-        let later = Duration::seconds(self.rng.random_range(DAY_SECONDS..14 * DAY_SECONDS));
-        let reviewed_at = conversion.created_at + later;
-        if reviewed_at > self.now {
+        let age = (self.now - conversion.created_at).whole_seconds();
+        let latest = age.min(14 * DAY_SECONDS);
+        if latest <= 3_600 {
             // Too recent to have been reviewed yet.
-            return conversion;
+            return None;
         }
-        conversion.with_status(status, note, reviewed_at)
+        let reviewed_at =
+            conversion.created_at + Duration::seconds(self.rng.random_range(3_600..latest));
+        Some(conversion.with_status(status, note, reviewed_at))
     }
 }
 

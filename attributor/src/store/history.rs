@@ -66,6 +66,14 @@ impl StatusChangeRow {
 }
 
 impl Store {
+    /// One INSERT for the rows; a row sent twice collapses on its conversion and version.
+    pub async fn insert_status_changes(&self, rows: &[StatusChangeRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.insert_rows("status_changes", rows).await
+    }
+
     /// Every shipped status change of a conversion, oldest first.
     pub async fn status_history(
         &self,
