@@ -255,6 +255,8 @@ pub struct Config {
     pub report_max_days: u32,
     pub report_rollups: RollupConfig,
     pub hold_rounds: HoldRounds,
+    /// How long a listing waits for its exact `meta.total` before answering an estimate.
+    pub count_budget: Duration,
     pub clock: Clock,
 }
 
@@ -318,6 +320,7 @@ impl ServeArgs {
                 every: Duration::from_millis(self.catalog_refresh_ms) * 5,
                 page: 1_000,
             },
+            count_budget: crate::list_totals::DEFAULT_COUNT_BUDGET,
             report_rollups: RollupConfig {
                 enabled: self.report_rollups,
                 interval: Duration::from_millis(self.report_refresh_ms),

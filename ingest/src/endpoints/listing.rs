@@ -64,7 +64,8 @@ pub async fn list(
         "meta": {
             "page": page.page,
             "per_page": page.per_page,
-            "total": total,
+            "total": total.value,
+            "total_estimated": total.estimated,
             "next_cursor": next_cursor,
         },
     })))

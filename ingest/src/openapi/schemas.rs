@@ -129,6 +129,10 @@ pub struct PageMeta {
     pub per_page: u32,
     /// Conversions matching the filter, latest versions.
     pub total: u64,
+    /// True when counting exactly took too long and `total` is an estimate (it may count
+    /// versions ClickHouse has not merged yet, so it can run over); a later listing gets
+    /// the exact count once it is done.
+    pub total_estimated: bool,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }

@@ -132,7 +132,7 @@ pub async fn serve(
         catalog,
         holds,
         dedup,
-        list_totals: ListTotals::new(),
+        list_totals: ListTotals::new(config.count_budget),
         report_max_days: config.report_max_days,
         report_rollups: config.report_rollups.enabled,
         pipeline: pipeline.clone(),

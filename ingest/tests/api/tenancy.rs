@@ -214,7 +214,7 @@ async fn listing_filters_pages_and_counts_latest_versions() {
     let all = list(String::new()).await;
     assert_eq!(
         all["meta"],
-        json!({"page": 1, "per_page": 50, "total": 6, "next_cursor": null})
+        json!({"page": 1, "per_page": 50, "total": 6, "total_estimated": false, "next_cursor": null})
     );
     let times: Vec<&str> = all["data"]
         .as_array()
@@ -247,7 +247,7 @@ async fn listing_filters_pages_and_counts_latest_versions() {
     assert_eq!((ids(&page1).len(), ids(&page2).len()), (4, 2));
     assert_eq!(
         page2["meta"],
-        json!({"page": 2, "per_page": 4, "total": 6, "next_cursor": null})
+        json!({"page": 2, "per_page": 4, "total": 6, "total_estimated": false, "next_cursor": null})
     );
     let mut paged = ids(&page1);
     paged.extend(ids(&page2));
