@@ -3,8 +3,9 @@
 //! gets a budget; when it runs over, the answer carries a cheap estimate, labelled as one,
 //! and the exact count goes on in the background and is remembered for the listings that
 //! follow. A count that was slow is reused for a while (longer the slower it was); a fast
-//! one is always counted afresh. A status change made through this node forgets the totals
-//! of its brand at once.
+//! one is always counted afresh. Past that while, the last exact count stands in as the
+//! estimate (it is at once at hand) while a new one runs. A status change made through
+//! this node forgets the totals of its brand at once.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,10 @@ const REUSE_AT_LEAST: Duration = Duration::from_secs(5);
 const REUSE_PER_COUNTING_TIME: u32 = 6;
 /// Remembered counts are dropped after this whatever they cost.
 const REUSE_AT_MOST: Duration = Duration::from_secs(120);
+/// How long the exact count runs alone before the estimate is read beside it.
+const ESTIMATE_AFTER: Duration = Duration::from_millis(50);
+/// How long an estimate answers again while the exact count it stood in for still runs.
+const ESTIMATE_REUSE: Duration = Duration::from_secs(2);
 
 /// A listing's total, and whether it is the estimate rather than the exact count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +56,7 @@ impl Remembered {
 pub struct ListTotals {
     budget: Duration,
     slow: moka::future::Cache<ListFilter, Remembered>,
+    estimates: moka::future::Cache<ListFilter, u64>,
     /// Filters whose exact count is running: a burst of first requests starts one.
     counting: Arc<Mutex<HashSet<ListFilter>>>,
 }
@@ -64,39 +70,77 @@ impl ListTotals {
                 .time_to_live(REUSE_AT_MOST)
                 .support_invalidation_closures()
                 .build(),
+            estimates: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ESTIMATE_REUSE)
+                .support_invalidation_closures()
+                .build(),
             counting: Arc::default(),
         }
     }
 
     pub async fn count(&self, store: &Store, filter: &ListFilter) -> Result<Total, StoreError> {
-        if let Some(remembered) = self.slow.get(filter).await.filter(Remembered::fresh) {
+        let remembered = self.slow.get(filter).await;
+        if let Some(remembered) = remembered {
+            let fresh = remembered.fresh();
+            if !fresh {
+                // Counted again in the background; this answer does not wait for it.
+                let _ = self.count_exactly(store, filter);
+            }
             return Ok(Total {
                 value: remembered.total,
-                estimated: false,
+                estimated: !fresh,
             });
         }
-        let exact = self.count_exactly(store, filter);
-        let estimate = store.estimate_conversions(filter);
-        let within_budget = async {
-            match exact {
-                Some(exact) => tokio::time::timeout(self.budget, exact).await.ok(),
-                None => None,
+        let Some(exact) = self.count_exactly(store, filter) else {
+            // Being counted for an earlier listing: its estimate, or a new one.
+            if let Some(value) = self.estimates.get(filter).await {
+                return Ok(Total {
+                    value,
+                    estimated: true,
+                });
             }
-        };
-        let (exact, estimate) = tokio::join!(within_budget, estimate);
-        match exact {
-            // The exact count answered in time (or failed: its error says more than an
-            // estimate read from the same server).
-            Some(Ok(answer)) => answer.map(|value| Total {
-                value,
-                estimated: false,
-            }),
-            // Still counting (or the counting task was dropped): the estimate stands in.
-            _ => estimate.map(|value| Total {
+            let value = self.estimate(store, filter).await?;
+            return Ok(Total {
                 value,
                 estimated: true,
-            }),
-        }
+            });
+        };
+        // Most counts are small and answer at once; the estimate is read only for the
+        // ones that do not, beside the rest of the budget.
+        let mut exact = exact;
+        let first = ESTIMATE_AFTER.min(self.budget);
+        let answered = match within(first, &mut exact).await {
+            Some(answered) => answered,
+            None => {
+                let rest = within(self.budget - first, exact);
+                match tokio::join!(rest, self.estimate(store, filter)) {
+                    (Some(answered), _) => answered,
+                    // Still counting: the estimate stands in.
+                    (None, estimate) => {
+                        return estimate.map(|value| Total {
+                            value,
+                            estimated: true,
+                        });
+                    }
+                }
+            }
+        };
+        // The exact count answered in time, or failed: its error says more than an
+        // estimate read from the same server would. A dropped task means the runtime is
+        // stopping.
+        answered
+            .map_err(|_| StoreError::Unavailable("the count was not finished".into()))?
+            .map(|value| Total {
+                value,
+                estimated: false,
+            })
+    }
+
+    async fn estimate(&self, store: &Store, filter: &ListFilter) -> Result<u64, StoreError> {
+        let value = store.estimate_conversions(filter).await?;
+        self.estimates.insert(filter.clone(), value).await;
+        Ok(value)
     }
 
     /// Starts the exact count on a task of its own, so that it finishes (and is
@@ -130,7 +174,8 @@ impl ListTotals {
                     };
                     totals.slow.insert(filter.clone(), remembered).await;
                 }
-                Ok(_) => {}
+                // Fast again: counted afresh from now on.
+                Ok(_) => totals.slow.invalidate(&filter).await,
                 Err(error) => tracing::warn!(%error, "counting a listing's total failed"),
             }
             totals
@@ -143,21 +188,66 @@ impl ListTotals {
         Some(answered)
     }
 
-    /// Forgets every remembered total that may include this brand's conversions.
+    /// Forgets every remembered total and estimate that may include this brand's
+    /// conversions.
     pub fn forget_brand(&self, brand: &BrandId) {
-        let brand = brand.clone();
-        // Affiliate listings span brands; forgetting them too is cheap and always right.
+        let of_slow = brand.clone();
         let _ = self
             .slow
-            .invalidate_entries_if(move |filter, _| match &filter.owner {
-                ListOwner::Brand(owner) => *owner == brand,
-                ListOwner::Affiliate(_) => true,
-            });
+            .invalidate_entries_if(move |filter, _| may_include(filter, &of_slow));
+        let of_estimates = brand.clone();
+        let _ = self
+            .estimates
+            .invalidate_entries_if(move |filter, _| may_include(filter, &of_estimates));
+    }
+}
+
+/// What `answer` gives within `budget`; none at once for no budget (a zero-length timer
+/// still waits for the timer's next tick).
+async fn within<F: std::future::Future>(budget: Duration, answer: F) -> Option<F::Output> {
+    if budget.is_zero() {
+        return None;
+    }
+    tokio::time::timeout(budget, answer).await.ok()
+}
+
+/// Whether a listing may show this brand's conversions. Affiliate listings span brands;
+/// counting them in is cheap and always right.
+fn may_include(filter: &ListFilter, brand: &BrandId) -> bool {
+    match &filter.owner {
+        ListOwner::Brand(owner) => owner == brand,
+        ListOwner::Affiliate(_) => true,
     }
 }
 
 impl Default for ListTotals {
     fn default() -> Self {
         Self::new(DEFAULT_COUNT_BUDGET)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted(ago: Duration, took: Duration) -> Remembered {
+        Remembered {
+            total: 1,
+            counted_at: Instant::now() - ago,
+            took,
+        }
+    }
+
+    #[test]
+    fn slower_counts_are_reused_longer_within_bounds() {
+        let second = Duration::from_secs(1);
+        // At least five seconds however fast.
+        assert!(counted(second * 4, Duration::from_millis(150)).fresh());
+        assert!(!counted(second * 6, Duration::from_millis(150)).fresh());
+        // Six times what the count took.
+        assert!(counted(second * 50, second * 9).fresh());
+        assert!(!counted(second * 56, second * 9).fresh());
+        // Never past two minutes.
+        assert!(!counted(second * 121, second * 60).fresh());
     }
 }
