@@ -11,8 +11,8 @@ use anyhow::Context;
 use attributor::catalog::{Campaign, Link, ResolvedLink};
 use attributor::commission::CommissionRules;
 use attributor::domain::{
-    AffiliateId, Amount, AttributionMethod, BrandId, CampaignId, ClickId, ClickSigner, ConversionId,
-    Currency, EmailHash, EventType, LinkId, OrderId, Source, Status,
+    AffiliateId, Amount, AttributionMethod, BrandId, CampaignId, ClickId, ClickSigner,
+    ConversionId, Currency, EmailHash, EventType, LinkId, OrderId, Source, Status,
 };
 use attributor::pipeline::{Touch, attribute};
 use attributor::store::{ClickRow, CommissionRow, ConversionRow};
@@ -109,15 +109,14 @@ impl History {
             let (conversion, link) = self.conversion(n);
             batch.conversions.push(ConversionRow::from(&conversion));
             batch.commissions.push(CommissionRow::from(&conversion));
-            batch.clicks.push(self.click_row(link, &conversion.click_id));
+            batch
+                .clicks
+                .push(self.click_row(link, &conversion.click_id));
         }
         while batch.clicks.len() < clicks {
             let link = self.rng.random_range(0..self.links.len());
             let at = self.now
-                - Duration::seconds(
-                    self.rng
-                        .random_range(0..i64::from(self.days) * DAY_SECONDS),
-                );
+                - Duration::seconds(self.rng.random_range(0..i64::from(self.days) * DAY_SECONDS));
             let click = self.signer.issue(&self.links[link].link.id, at);
             batch.clicks.push(self.click_row(link, &click));
         }
