@@ -180,6 +180,10 @@ pub struct FillArgs {
     /// Conversions to write.
     #[arg(long, default_value_t = 1_000_000)]
     pub rows: u64,
+    /// Click rows to write, each conversion's own among them (so at least --rows);
+    /// default five per conversion. (--clicks is the setup's, for the links it follows.)
+    #[arg(long)]
+    pub click_rows: Option<u64>,
     /// created_at is spread over this many days before now.
     #[arg(long, default_value_t = 90)]
     pub days: u32,

@@ -1,5 +1,6 @@
-//! `fill`: history for one brand, written straight through the service's store code in
-//! INSERTs of about 100k rows, so that listings and reports can be tried on millions of
+//! `fill`: history for one brand (conversions, their commissions, and clicks: each
+//! conversion's own and more that did not convert), written straight through the
+//! service's store code in INSERTs of about 100k conversions, so that listings and reports can be tried on millions of
 //! conversions without sending millions of requests. The brand, campaigns and links come
 //! from a setup made through the admin API, so the service knows them and answers that
 //! brand's key. Rows are made on a thread of their own while the previous batch is sent.
@@ -18,7 +19,8 @@ use crate::target::Target;
 /// Batches made ahead of the INSERT in flight.
 const BATCHES_AHEAD: usize = 2;
 
-/// Writes `args.rows` conversions and returns whether the brand gained exactly that many.
+/// Writes `args.rows` conversions and their clicks and more; returns whether the brand
+/// gained exactly that many of each.
 pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
     let setup = match &args.setup {
         Some(path) => Setup::load(path)?,
@@ -43,6 +45,7 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
         .with_context(|| format!("connecting to ClickHouse at {}", settings.url))?;
     store.migrate().await.context("applying migrations")?;
     let before = brand_conversions(&store, &setup.brand_id).await?;
+    let clicks_before = brand_clicks(&store, &setup.brand_id).await?;
 
     let tag = format!(
         "{:x}",
@@ -51,15 +54,26 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
     let mut history = History::new(&setup, args.days, tag, args.statuses)?;
     let (batches, mut made) = mpsc::channel::<Batch>(BATCHES_AHEAD);
     let (rows, batch_rows) = (args.rows, args.batch_rows.max(1));
+    let clicks = args.click_rows.unwrap_or(rows.saturating_mul(5)).max(rows);
+    // Clicks spread over the batches in proportion: batch by batch, those due by its end.
+    let clicks_due = move |conversions: u64| {
+        u64::try_from(u128::from(clicks) * u128::from(conversions) / u128::from(rows.max(1)))
+            .unwrap_or(u64::MAX)
+    };
     let maker = std::thread::spawn(move || {
         let mut first = 0;
         while first < rows {
             let count =
                 usize::try_from(rows - first).map_or(batch_rows, |left| left.min(batch_rows));
-            if batches.blocking_send(history.batch(first, count)).is_err() {
+            let end = first + count as u64;
+            let batch_clicks = usize::try_from(clicks_due(end) - clicks_due(first)).unwrap_or(0);
+            if batches
+                .blocking_send(history.batch(first, count, batch_clicks))
+                .is_err()
+            {
                 break;
             }
-            first += count as u64;
+            first = end;
         }
     });
 
@@ -69,6 +83,7 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
     );
     let started = Instant::now();
     let mut written = 0u64;
+    let mut clicks_written = 0u64;
     while let Some(batch) = made.recv().await {
         let insert_started = Instant::now();
         // Commissions first, as the workers do: a conversion row never exists without its
@@ -76,10 +91,13 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
         store.insert_commissions(&batch.commissions).await?;
         store.insert_conversions(&batch.conversions).await?;
         store.insert_status_changes(&batch.status_changes).await?;
+        store.insert_clicks(&batch.clicks).await?;
         let n = batch.conversions.len() as u64 - batch.status_changes.len() as u64;
         written += n;
+        clicks_written += batch.clicks.len() as u64;
         eprintln!(
-            "  {written}/{rows} rows; this batch {:.0} rows/s, overall {:.0} rows/s",
+            "  {written}/{rows} conversions, {clicks_written} clicks; this batch {:.0} \
+             conversions/s, overall {:.0} conversions/s",
             n as f64 / insert_started.elapsed().as_secs_f64(),
             written as f64 / started.elapsed().as_secs_f64()
         );
@@ -91,16 +109,34 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
 
     let after = brand_conversions(&store, &setup.brand_id).await?;
     let gained = after.saturating_sub(before);
+    let clicks_gained = brand_clicks(&store, &setup.brand_id)
+        .await?
+        .saturating_sub(clicks_before);
     println!(
-        "wrote {written} conversions (and as many commissions) for brand {} in {seconds:.1} s: \
-         {:.0} rows/s; the brand has {after} conversions (FINAL), {gained} more than before",
+        "wrote {written} conversions (and as many commissions) and {clicks_written} clicks for \
+         brand {} in {seconds:.1} s: {:.0} conversions/s; the brand has {after} conversions \
+         (FINAL), {gained} more than before, and {clicks_gained} more clicks",
         setup.brand_id,
         written as f64 / seconds
     );
     if gained != written {
         eprintln!("the brand gained {gained} conversions, not {written}");
     }
-    Ok(gained == written)
+    if clicks_gained != clicks_written {
+        eprintln!("the brand gained {clicks_gained} clicks, not {clicks_written}");
+    }
+    Ok(gained == written && clicks_gained == clicks_written)
+}
+
+/// The brand's click rows. Every click the fill writes is new (a fresh signed id), so
+/// rows are clicks; FINAL over tens of millions of them would take minutes.
+async fn brand_clicks(store: &Store, brand_id: &str) -> anyhow::Result<u64> {
+    Ok(store
+        .client()
+        .query("SELECT count() FROM clicks WHERE brand_id = ?")
+        .bind(brand_id)
+        .fetch_one::<u64>()
+        .await?)
 }
 
 async fn brand_conversions(store: &Store, brand_id: &str) -> anyhow::Result<u64> {

@@ -4,6 +4,9 @@
 //! `StatusChangeRow::of`. A reviewed conversion is stored as the service stores it: its
 //! pending version, the reviewed version and the change's history row (whose tombstone
 //! retires the pending row from the status copy). Only the clock and the dice are ours.
+//! Clicks come with them: the click each conversion was credited to, on its link at its
+//! click time, and as many more clicks that did not convert, on random links over the same
+//! days, as the fill asks for.
 
 use std::sync::Arc;
 
@@ -11,11 +14,11 @@ use anyhow::Context;
 use attributor::catalog::{Campaign, Link, ResolvedLink};
 use attributor::commission::CommissionRules;
 use attributor::domain::{
-    AffiliateId, Amount, AttributionMethod, BrandId, CampaignId, ClickSigner, ConversionId,
-    Currency, EmailHash, EventType, LinkId, OrderId, Source, Status,
+    AffiliateId, Amount, AttributionMethod, BrandId, CampaignId, ClickId, ClickSigner,
+    ConversionId, Currency, EmailHash, EventType, LinkId, OrderId, Source, Status,
 };
 use attributor::pipeline::{Touch, attribute};
-use attributor::store::{CommissionRow, ConversionRow, StatusChangeRow};
+use attributor::store::{ClickRow, CommissionRow, ConversionRow, StatusChangeRow};
 use attributor::{Conversion, NewConversion, ReportedClick};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -32,6 +35,7 @@ pub struct Batch {
     pub conversions: Vec<ConversionRow>,
     pub commissions: Vec<CommissionRow>,
     pub status_changes: Vec<StatusChangeRow>,
+    pub clicks: Vec<ClickRow>,
 }
 
 /// Makes conversions for the setup's brand, spread over `days` before `now`.
@@ -105,15 +109,17 @@ impl History {
         })
     }
 
-    /// Conversions `first..first + count` as rows.
-    pub fn batch(&mut self, first: u64, count: usize) -> Batch {
+    /// Conversions `first..first + count` as rows, with their clicks and more, `clicks`
+    /// in all (at least one per conversion).
+    pub fn batch(&mut self, first: u64, count: usize, clicks: usize) -> Batch {
         let mut batch = Batch {
             conversions: Vec::with_capacity(count),
             commissions: Vec::with_capacity(count),
             status_changes: Vec::new(),
+            clicks: Vec::with_capacity(clicks.max(count)),
         };
         for n in first..first + count as u64 {
-            let conversion = self.conversion(n);
+            let (conversion, link) = self.conversion(n);
             batch.conversions.push(ConversionRow::from(&conversion));
             batch.commissions.push(CommissionRow::from(&conversion));
             if let Some(reviewed) = self.review(&conversion) {
@@ -125,13 +131,47 @@ impl History {
                     "key:fill",
                 ));
             }
+            batch
+                .clicks
+                .push(self.click_row(link, &conversion.click_id));
+        }
+        while batch.clicks.len() < clicks {
+            let link = self.rng.random_range(0..self.links.len());
+            let at = self.now
+                - Duration::seconds(self.rng.random_range(0..i64::from(self.days) * DAY_SECONDS));
+            let click = self.signer.issue(&self.links[link].link.id, at);
+            batch.clicks.push(self.click_row(link, &click));
         }
         batch
     }
 
-    fn conversion(&mut self, n: u64) -> Conversion {
+    /// The clicks table's row of a click on the `link`th link.
+    fn click_row(&self, link: usize, click: &ClickId) -> ClickRow {
+        let resolved = &self.links[link];
+        ClickRow {
+            click_id: click.as_str().to_owned(),
+            clicked_at: click.clicked_at(),
+            link_id: resolved.link.id.to_string(),
+            campaign_id: resolved.campaign.id.to_string(),
+            affiliate_id: resolved.link.affiliate.to_string(),
+            brand_id: self.brand.to_string(),
+            ip: "198.51.100.7".into(),
+            forwarded_for: String::new(),
+            user_agent: "affilync-load fill".into(),
+            referer: String::new(),
+            sub1: String::new(),
+            sub2: String::new(),
+            sub3: String::new(),
+            sub4: String::new(),
+            sub5: String::new(),
+        }
+    }
+
+    /// The `n`th conversion and the index of its link.
+    fn conversion(&mut self, n: u64) -> (Conversion, usize) {
         let rng = &mut self.rng;
-        let resolved = &self.links[rng.random_range(0..self.links.len())];
+        let link = rng.random_range(0..self.links.len());
+        let resolved = &self.links[link];
         let currency = resolved.campaign.currency;
         let created_at =
             self.now - Duration::seconds(rng.random_range(0..i64::from(self.days) * DAY_SECONDS));
@@ -197,7 +237,7 @@ impl History {
             method,
         };
         // As the workers do: outside the cookie window it is kept, rejected, unpaid.
-        attribute(&new, &touch, created_at)
+        (attribute(&new, &touch, created_at), link)
     }
 
     /// The brand's decision on a pending conversion, if it made one: the shares of

@@ -10,10 +10,12 @@
 //! click figures (clicks, conversion rate and EPC are null), and filters on them narrow
 //! conversions only; the totals always count every click in scope.
 
+mod grain;
 mod refresher;
 mod spec;
 mod table;
 
+pub use grain::RollupGrains;
 pub use refresher::{RollupConfig, RollupRefresher};
 pub use spec::{
     Dimension, Granularity, ReportFilter, ReportScope, ReportSource, ReportSpec, SortKey,

@@ -1,5 +1,5 @@
-//! Keeps the hourly report rollups fresh: every `interval`, the (brand, UTC day)s that an
-//! INSERT touched since their last recompute are recomputed whole.
+//! Keeps the report rollups (hourly and daily) fresh: every `interval`, the (brand, UTC
+//! day)s that an INSERT touched since their last recompute are recomputed whole.
 //!
 //! Freshness: a row in ClickHouse is in the rollups after at most `interval` plus a pass's
 //! work, so rollup reports lag the journal by the shipping interval (1 s) plus that: about
@@ -15,8 +15,8 @@ use crate::metrics::ReportMetrics;
 
 /// A pass's generation: the server's second, times a million, plus a random part, and
 /// always above this node's previous one. Ordered by time across nodes (one clock); two
-/// nodes recomputing the same day in the same second draw different random parts (one
-/// chance in a million of a tie, which would count that day twice until a merge).
+/// nodes recomputing the same day in the same second mostly draw different random parts,
+/// and when they tie, readers still count each key of the generation once.
 fn generation(started: u32, previous: u64) -> u64 {
     let candidate = u64::from(started) * 1_000_000 + rand::random_range(0..1_000_000u64);
     candidate.max(previous + 1)
@@ -34,6 +34,8 @@ pub struct RollupConfig {
     /// that rows of an INSERT still being written when the mark became readable are
     /// counted (see [`Store::dirty_report_days`]). Longer than any INSERT takes.
     pub margin: Duration,
+    /// Time between deletions of the marks every pass has dealt with (a mutation each).
+    pub trim_interval: Duration,
 }
 
 impl Default for RollupConfig {
@@ -42,6 +44,7 @@ impl Default for RollupConfig {
             enabled: true,
             interval: Duration::from_secs(5),
             margin: Duration::from_secs(120),
+            trim_interval: Duration::from_secs(600),
         }
     }
 }
@@ -62,6 +65,7 @@ impl RollupRefresher {
             // start less the margin (older marks were dealt with by then).
             let mut since = 0;
             let mut last_version = 0;
+            let mut trimmed = Instant::now();
             loop {
                 let started = Instant::now();
                 match pass(&store, since, margin, &mut last_version, &metrics).await {
@@ -70,6 +74,12 @@ impl RollupRefresher {
                         metrics
                             .rollup_complete_through_seconds
                             .set(i64::from(since));
+                        if trimmed.elapsed() >= config.trim_interval {
+                            trimmed = Instant::now();
+                            if let Err(error) = store.trim_report_marks(since).await {
+                                tracing::warn!(%error, "report mark trim failed");
+                            }
+                        }
                     }
                     Err(error) => {
                         metrics.rollup_errors_total.inc();

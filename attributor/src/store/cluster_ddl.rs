@@ -357,6 +357,15 @@ mod tests {
             );
         }
         assert!(distributed("clicks").ends_with("cityHash64(brand_id, clicked_at, click_id))"));
+        // Rollups by their whole key: a generation's rows, read whole through the
+        // Distributed table, may be on every shard.
+        assert!(distributed("report_clicks_daily").ends_with(
+            "Distributed(c, db, report_clicks_daily_local, \
+             cityHash64(brand_id, day, campaign_id, affiliate_id))"
+        ));
+        assert!(all.iter().any(|s| s.starts_with(
+            "CREATE TABLE IF NOT EXISTS db.report_conversions_daily_local ON CLUSTER c"
+        ) && s.contains("ReplicatedReplacingMergeTree(")));
         assert!(
             all.contains(
                 &"CREATE MATERIALIZED VIEW IF NOT EXISTS db.conversions_by_brand_mv ON CLUSTER c \

@@ -77,6 +77,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "conversions_by_status",
         sql: include_str!("../../../sql/0012_conversions_by_status.sql"),
     },
+    Migration {
+        number: 13,
+        name: "report_daily_rollups",
+        sql: include_str!("../../../sql/0013_report_daily_rollups.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

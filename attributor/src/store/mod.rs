@@ -18,6 +18,7 @@ mod holds;
 mod listing;
 mod migrate;
 mod nodes;
+mod report_rollups;
 mod reports;
 mod rollups;
 mod rows;

@@ -8,15 +8,16 @@
 //! shipped twice counts once. Reads go to the copies sorted by owner and time, narrowed by
 //! the owner and the time range on their primary key.
 //!
-//! The same reads run over the hourly rollups (`sql/0008_report_rollups.sql`, kept by
-//! [`crate::reports::RollupRefresher`]) when the caller asks for them: there every status
-//! of a rollup row becomes a row of its own (`arrayJoin`), and the outer query is the same.
+//! The same reads run over the rollups (see `report_rollups.rs`) when the caller asks for
+//! them: the rollup rows are renamed to the columns the raw rows have, and the outer query
+//! is the same.
 
 use clickhouse::Row;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::deadline::Exchange;
+use super::report_rollups::{ROLLUP_KEYS, rollup_clicks, rollup_conversions};
 use super::{Store, StoreError};
 use crate::reports::{
     ClickGroup, ConversionGroup, Dimension, Granularity, ReportScope, ReportSource, ReportSpec,
@@ -58,61 +59,6 @@ const FINAL_CONVERSIONS: &str = "SELECT toUInt64(1) AS n, \
        commission_amount AS latest_commission \
 FROM {table} FINAL WHERE {conditions}";
 
-/// The rollup rows of `{conditions}`, one per status with conversions in it, under the
-/// names of [`LATEST_CONVERSIONS`], `n` being how many conversions the row stands for.
-const ROLLUP_CONVERSIONS: &str = "SELECT *, \
-       if(latest_status = 'pending', n, toUInt64(0)) AS n_pending, \
-       if(latest_status = 'approved', n, toUInt64(0)) AS n_approved, \
-       if(latest_status = 'rejected', n, toUInt64(0)) AS n_rejected \
-FROM ( \
-    SELECT hour AS latest_created_at, \
-       campaign_id AS latest_campaign_id, \
-       affiliate_id AS latest_affiliate_id, \
-       link_id AS latest_link_id, \
-       event_type AS latest_event_type, \
-       currency AS latest_currency, \
-       commission_currency AS latest_commission_currency, \
-       arrayJoin([ \
-           ('pending', pending, amount_pending, commission_pending), \
-           ('approved', approved, amount_approved, commission_approved), \
-           ('rejected', rejected, amount_rejected, commission_rejected) \
-       ]) AS per_status, \
-       tupleElement(per_status, 1) AS latest_status, \
-       tupleElement(per_status, 2) AS n, \
-       tupleElement(per_status, 3) AS latest_amount, \
-       tupleElement(per_status, 4) AS latest_commission \
-    FROM report_conversions_hourly WHERE {conditions} AND {latest_generation} \
-) WHERE n > 0";
-
-/// The rollup rows of `{conditions}` as they are, for a report that neither groups nor
-/// filters by status: a third of the rows [`ROLLUP_CONVERSIONS`] makes.
-const ROLLUP_CONVERSIONS_SUMMED: &str = "SELECT hour AS latest_created_at, \
-       campaign_id AS latest_campaign_id, \
-       affiliate_id AS latest_affiliate_id, \
-       link_id AS latest_link_id, \
-       event_type AS latest_event_type, \
-       currency AS latest_currency, \
-       commission_currency AS latest_commission_currency, \
-       '' AS latest_status, \
-       pending + approved + rejected AS n, \
-       pending AS n_pending, \
-       approved AS n_approved, \
-       rejected AS n_rejected, \
-       amount_pending + amount_approved + amount_rejected AS latest_amount, \
-       commission_pending + commission_approved + commission_rejected AS latest_commission \
-FROM report_conversions_hourly WHERE {conditions} AND {latest_generation}";
-
-/// Rows of the latest generation of each brand's UTC day (see
-/// [`Store::refresh_report_day`]): cheaper than FINAL, which on 18.16 re-merges every part
-/// of the range on each read.
-fn latest_generation(table: &str, conditions: &str) -> String {
-    format!(
-        "(brand_id, toDate(hour, 'UTC'), version) IN (\
-            SELECT brand_id, toDate(hour, 'UTC') AS day, max(version) FROM {table} \
-            WHERE {conditions} GROUP BY brand_id, day)"
-    )
-}
-
 #[derive(Row, Deserialize)]
 struct ClickCount {
     dims: Vec<String>,
@@ -134,14 +80,14 @@ struct ConversionSums {
 
 /// Where each dimension is in the latest-version rows of conversions (aliases that do not
 /// shadow the stored columns, which the inner WHERE reads) and in clicks.
-struct Columns {
-    time: &'static str,
-    campaign: &'static str,
-    affiliate: &'static str,
-    link: &'static str,
-    event_type: &'static str,
-    status: &'static str,
-    currency: &'static str,
+pub(super) struct Columns {
+    pub(super) time: &'static str,
+    pub(super) campaign: &'static str,
+    pub(super) affiliate: &'static str,
+    pub(super) link: &'static str,
+    pub(super) event_type: &'static str,
+    pub(super) status: &'static str,
+    pub(super) currency: &'static str,
 }
 
 const LATEST: Columns = Columns {
@@ -164,19 +110,9 @@ const CLICKS: Columns = Columns {
     currency: "''",
 };
 
-const CLICK_ROLLUPS: Columns = Columns {
-    time: "hour",
-    campaign: "campaign_id",
-    affiliate: "affiliate_id",
-    link: "link_id",
-    event_type: "''",
-    status: "''",
-    currency: "''",
-};
-
 /// `[expr, …]` of the dimensions as strings. Time buckets: the hour as the Unix time of
 /// its start (its label needs the zone's offset then), the others as their first day.
-fn dims_sql(dimensions: &[Dimension], columns: &Columns, zone: &str) -> String {
+pub(super) fn dims_sql(dimensions: &[Dimension], columns: &Columns, zone: &str) -> String {
     if dimensions.is_empty() {
         return "emptyArrayString()".into();
     }
@@ -219,23 +155,34 @@ fn zone_literal(name: &str) -> Result<String, StoreError> {
 }
 
 /// The WHERE of both reads: owner, time range and the filters both tables have.
-struct Conditions {
-    sql: String,
-    binds: Vec<String>,
+pub(super) struct Conditions {
+    pub(super) sql: String,
+    pub(super) binds: Vec<String>,
+}
+
+/// `column` within any of the half-open ranges of Unix seconds.
+pub(super) fn time_ranges(column: &str, ranges: &[(i64, i64)]) -> String {
+    if ranges.is_empty() {
+        return "0".into();
+    }
+    let each: Vec<String> = ranges
+        .iter()
+        .map(|(from, until)| {
+            format!("({column} >= toDateTime({from}) AND {column} < toDateTime({until}))")
+        })
+        .collect();
+    format!("({})", each.join(" OR "))
 }
 
 impl Conditions {
-    fn new(spec: &ReportSpec, time_column: &str, conversions: bool) -> Self {
+    /// `time` is the condition on the rows' time, such as [`time_ranges`] makes.
+    pub(super) fn new(spec: &ReportSpec, time: String, conversions: bool) -> Self {
         let (owner, id) = match &spec.scope {
             ReportScope::Brand(brand) => ("brand_id", brand.to_string()),
             ReportScope::Affiliate(affiliate) => ("affiliate_id", affiliate.to_string()),
         };
         let mut conditions = Conditions {
-            sql: format!(
-                "{owner} = ? AND {time_column} >= toDateTime({}) AND {time_column} < toDateTime({})",
-                spec.from.unix_timestamp(),
-                spec.until.unix_timestamp()
-            ),
+            sql: format!("{owner} = ? AND {time}"),
             binds: vec![id],
         };
         let filter = &spec.filter;
@@ -288,30 +235,31 @@ impl Store {
         source: ReportSource,
     ) -> Result<Vec<ClickGroup>, StoreError> {
         let dimensions = spec.click_dimensions();
-        let (time_column, columns) = match source {
-            ReportSource::Raw => ("clicked_at", &CLICKS),
-            ReportSource::Rollups => ("hour", &CLICK_ROLLUPS),
+        let (sql, binds) = match source {
+            ReportSource::Raw => {
+                let range = time_ranges(
+                    "clicked_at",
+                    &[(spec.from.unix_timestamp(), spec.until.unix_timestamp())],
+                );
+                let conditions = Conditions::new(spec, range, false);
+                let sql = format!(
+                    "SELECT {} AS dims, uniqExact(click_id) AS clicks FROM clicks \
+                     WHERE {} GROUP BY dims",
+                    dims_sql(dimensions, &CLICKS, zone),
+                    conditions.sql
+                );
+                (sql, conditions.binds)
+            }
+            ReportSource::Rollups => {
+                let rows = rollup_clicks(spec, &spec.rollup_grains());
+                let sql = format!(
+                    "SELECT {} AS dims, sum(clicks) AS clicks FROM ({}) GROUP BY dims",
+                    dims_sql(dimensions, &ROLLUP_KEYS, zone),
+                    rows.sql
+                );
+                (sql, rows.binds)
+            }
         };
-        let conditions = Conditions::new(spec, time_column, false);
-        let counted = match source {
-            ReportSource::Raw => "uniqExact(click_id) AS clicks FROM clicks",
-            ReportSource::Rollups => "sum(clicks) AS clicks FROM report_clicks_hourly",
-        };
-        let (filter, binds) = match source {
-            ReportSource::Raw => (conditions.sql.clone(), conditions.binds.clone()),
-            ReportSource::Rollups => (
-                format!(
-                    "{} AND {}",
-                    conditions.sql,
-                    latest_generation("report_clicks_hourly", &conditions.sql)
-                ),
-                [conditions.binds.clone(), conditions.binds.clone()].concat(),
-            ),
-        };
-        let sql = format!(
-            "SELECT {} AS dims, {counted} WHERE {filter} GROUP BY dims",
-            dims_sql(dimensions, columns, zone),
-        );
         let mut query = self.client().query(&sql);
         for bind in &binds {
             query = query.bind(bind);
@@ -338,21 +286,29 @@ impl Store {
         zone: &str,
         source: ReportSource,
     ) -> Result<Vec<ConversionGroup>, StoreError> {
-        let (time_column, from) = match source {
-            ReportSource::Raw => ("created_at", FINAL_CONVERSIONS),
-            ReportSource::Rollups
-                if spec.filter.status.is_none() && !spec.group_by.contains(&Dimension::Status) =>
-            {
-                ("hour", ROLLUP_CONVERSIONS_SUMMED)
+        let (from, binds) = match source {
+            ReportSource::Raw => {
+                let table = match &spec.scope {
+                    ReportScope::Brand(_) => "conversions_by_brand",
+                    ReportScope::Affiliate(_) => "conversions_by_affiliate",
+                };
+                let range = time_ranges(
+                    "created_at",
+                    &[(spec.from.unix_timestamp(), spec.until.unix_timestamp())],
+                );
+                let conditions = Conditions::new(spec, range, true);
+                let from = FINAL_CONVERSIONS
+                    .replace("{table}", table)
+                    .replace("{conditions}", &conditions.sql);
+                (from, conditions.binds)
             }
-            ReportSource::Rollups => ("hour", ROLLUP_CONVERSIONS),
+            ReportSource::Rollups => {
+                let per_status =
+                    spec.filter.status.is_some() || spec.group_by.contains(&Dimension::Status);
+                let rows = rollup_conversions(spec, &spec.rollup_grains(), per_status);
+                (rows.sql, rows.binds)
+            }
         };
-        let table = match (source, &spec.scope) {
-            (ReportSource::Rollups, _) => "report_conversions_hourly",
-            (ReportSource::Raw, ReportScope::Brand(_)) => "conversions_by_brand",
-            (ReportSource::Raw, ReportScope::Affiliate(_)) => "conversions_by_affiliate",
-        };
-        let conditions = Conditions::new(spec, time_column, true);
         let status = spec
             .filter
             .status
@@ -370,19 +326,7 @@ impl Store {
              FROM ({from}){status} \
              GROUP BY dims, currency, commission_currency",
             dims = dims_sql(&spec.group_by, &LATEST, zone),
-            from = from
-                .replace("{table}", table)
-                .replace(
-                    "{latest_generation}",
-                    &latest_generation(table, &conditions.sql)
-                )
-                .replace("{conditions}", &conditions.sql),
         );
-        // The rollups' generation subquery repeats the conditions and their values.
-        let binds = match source {
-            ReportSource::Raw => conditions.binds.clone(),
-            ReportSource::Rollups => [conditions.binds.clone(), conditions.binds.clone()].concat(),
-        };
         let mut query = self
             .client()
             .query(&sql)

@@ -1,5 +1,6 @@
-//! The hourly report rollups (`sql/0008_report_rollups.sql`): which (brand, UTC day)s an
-//! INSERT touched since they were last recomputed, and the recompute of one of them.
+//! The report rollups (hourly by link, `sql/0008_report_rollups.sql`; daily without it,
+//! `sql/0013_report_daily_rollups.sql`): which (brand, UTC day)s an INSERT touched since
+//! they were last recomputed, and the recompute of one of them.
 
 use clickhouse::Row;
 use serde::Deserialize;
@@ -8,6 +9,19 @@ use time::macros::format_description;
 
 use super::deadline::Exchange;
 use super::{Store, StoreError};
+
+/// The figures of a rollup row, in the order [`SUMS`] computes them.
+const FIGURES: &str = "pending, approved, rejected, amount_pending, amount_approved, \
+    amount_rejected, commission_pending, commission_approved, commission_rejected";
+
+/// [`FIGURES`] from latest versions of conversions.
+const SUMS: &str = "countIf(latest_status = 'pending'), countIf(latest_status = 'approved'), \
+    countIf(latest_status = 'rejected'), sumIf(latest_amount, latest_status = 'pending'), \
+    sumIf(latest_amount, latest_status = 'approved'), \
+    sumIf(latest_amount, latest_status = 'rejected'), \
+    sumIf(latest_commission, latest_status = 'pending'), \
+    sumIf(latest_commission, latest_status = 'approved'), \
+    sumIf(latest_commission, latest_status = 'rejected')";
 
 /// A brand's UTC day whose rollup rows must be recomputed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,6 +81,30 @@ impl Store {
             .collect()
     }
 
+    /// Deletes the marks older than `before`, the start of the latest complete refresh pass
+    /// less its margin (see [`crate::reports::RollupRefresher`]): the day of each of them
+    /// was recomputed by a recompute that began more than the margin after the mark, so
+    /// the rollups have its rows and no pass reads the mark again. A day marked again
+    /// after its recompute began has a mark newer than `before`, which stays.
+    ///
+    /// A mutation, left to run in the background: nothing waits for it, and a mark it has
+    /// not deleted yet is only read as already dealt with.
+    pub async fn trim_report_marks(&self, before: u32) -> Result<(), StoreError> {
+        let sql = self.alter_local(
+            "report_dirty_days",
+            &format!("DELETE WHERE marked_at < toDateTime({before})"),
+        );
+        if self.cluster().is_some() {
+            return self.ddl(&sql).await;
+        }
+        self.within(
+            Exchange::Write,
+            "report mark trim",
+            self.client().query(&sql).execute(),
+        )
+        .await
+    }
+
     /// Rewrites the rollup rows of one brand's UTC day from the latest version of each of
     /// its conversions and its distinct clicks as a new generation `version`, then records
     /// the recompute as of `started_at` (the server's clock when the pass began).
@@ -75,7 +113,8 @@ impl Store {
     /// squashes it into blocks of a million rows, more than a brand's day has keys), so a
     /// generation is seen whole or not at all; and it holds every key the day ever had.
     /// Readers therefore take, per brand and day, the rows of the highest version there
-    /// is, without FINAL; merges only drop rows of older generations.
+    /// is, without FINAL, each key once (a generation written twice, by two nodes in one
+    /// second, is still counted once); merges only drop rows of older generations.
     pub async fn refresh_report_day(
         &self,
         dirty: &DirtyDay,
@@ -84,62 +123,83 @@ impl Store {
     ) -> Result<(), StoreError> {
         let from = dirty.day.midnight().assume_utc().unix_timestamp();
         let until = from + 86_400;
-        let conversions = format!(
-            "INSERT INTO report_conversions_hourly (brand_id, hour, campaign_id, affiliate_id, \
-                 link_id, event_type, currency, commission_currency, version, pending, approved, \
-                 rejected, amount_pending, amount_approved, amount_rejected, commission_pending, \
-                 commission_approved, commission_rejected) \
-             SELECT ?, toStartOfHour(latest_created_at, 'UTC') AS h, latest_campaign_id, \
-                    latest_affiliate_id, latest_link_id, latest_event_type, latest_currency, \
-                    latest_commission_currency, {version}, \
-                    countIf(latest_status = 'pending'), countIf(latest_status = 'approved'), \
-                    countIf(latest_status = 'rejected'), \
-                    sumIf(latest_amount, latest_status = 'pending'), \
-                    sumIf(latest_amount, latest_status = 'approved'), \
-                    sumIf(latest_amount, latest_status = 'rejected'), \
-                    sumIf(latest_commission, latest_status = 'pending'), \
-                    sumIf(latest_commission, latest_status = 'approved'), \
-                    sumIf(latest_commission, latest_status = 'rejected') \
-             FROM ({latest}) \
-             GROUP BY h, latest_campaign_id, latest_affiliate_id, latest_link_id, \
-                      latest_event_type, latest_currency, latest_commission_currency",
-            latest = super::reports::LATEST_CONVERSIONS.replace(
-                "{table}",
-                "conversions_by_brand"
-            ).replace(
+        let latest = super::reports::LATEST_CONVERSIONS
+            .replace("{table}", "conversions_by_brand")
+            .replace(
                 "{conditions}",
                 &format!(
-                    "brand_id = ? AND created_at >= toDateTime({from}) AND created_at < toDateTime({until})"
-                )
+                    "brand_id = ? AND created_at >= toDateTime({from}) \
+                     AND created_at < toDateTime({until})"
+                ),
+            );
+        let clicks_of_the_day = format!(
+            "FROM clicks WHERE brand_id = ? AND clicked_at >= toDateTime({from}) \
+             AND clicked_at < toDateTime({until})"
+        );
+        let day = dirty.day.to_string();
+        // The hourly rows by link, then the daily ones without it: each read of the day is
+        // its own INSERT … SELECT, and a day's generation of either is one part.
+        let statements = [
+            (
+                "conversion rollup refresh",
+                format!(
+                    "INSERT INTO report_conversions_hourly (brand_id, hour, campaign_id, \
+                         affiliate_id, link_id, event_type, currency, commission_currency, \
+                         version, {FIGURES}) \
+                     SELECT ?, toStartOfHour(latest_created_at, 'UTC') AS h, latest_campaign_id, \
+                            latest_affiliate_id, latest_link_id, latest_event_type, \
+                            latest_currency, latest_commission_currency, {version}, {SUMS} \
+                     FROM ({latest}) \
+                     GROUP BY h, latest_campaign_id, latest_affiliate_id, latest_link_id, \
+                              latest_event_type, latest_currency, latest_commission_currency"
+                ),
             ),
-        );
-        let clicks = format!(
-            "INSERT INTO report_clicks_hourly (brand_id, hour, campaign_id, affiliate_id, \
-                 link_id, version, clicks) \
-             SELECT brand_id, toStartOfHour(clicked_at, 'UTC') AS h, campaign_id, affiliate_id, \
-                    link_id, {version}, uniqExact(click_id) \
-             FROM clicks \
-             WHERE brand_id = ? AND clicked_at >= toDateTime({from}) \
-               AND clicked_at < toDateTime({until}) \
-             GROUP BY brand_id, h, campaign_id, affiliate_id, link_id"
-        );
+            (
+                "daily conversion rollup refresh",
+                format!(
+                    "INSERT INTO report_conversions_daily (brand_id, day, campaign_id, \
+                         affiliate_id, event_type, currency, commission_currency, version, \
+                         {FIGURES}) \
+                     SELECT ?, toDate('{day}'), latest_campaign_id, latest_affiliate_id, \
+                            latest_event_type, latest_currency, latest_commission_currency, \
+                            {version}, {SUMS} \
+                     FROM ({latest}) \
+                     GROUP BY latest_campaign_id, latest_affiliate_id, latest_event_type, \
+                              latest_currency, latest_commission_currency"
+                ),
+            ),
+            (
+                "click rollup refresh",
+                format!(
+                    "INSERT INTO report_clicks_hourly (brand_id, hour, campaign_id, \
+                         affiliate_id, link_id, version, clicks) \
+                     SELECT brand_id, toStartOfHour(clicked_at, 'UTC') AS h, campaign_id, \
+                            affiliate_id, link_id, {version}, uniqExact(click_id) \
+                     {clicks_of_the_day} \
+                     GROUP BY brand_id, h, campaign_id, affiliate_id, link_id"
+                ),
+            ),
+            (
+                "daily click rollup refresh",
+                format!(
+                    "INSERT INTO report_clicks_daily (brand_id, day, campaign_id, \
+                         affiliate_id, version, clicks) \
+                     SELECT brand_id, toDate('{day}'), campaign_id, affiliate_id, {version}, \
+                            uniqExact(click_id) \
+                     {clicks_of_the_day} \
+                     GROUP BY brand_id, campaign_id, affiliate_id"
+                ),
+            ),
+        ];
         let brand = dirty.brand_id.as_str();
-        self.within(
-            Exchange::Bulk,
-            "conversion rollup refresh",
-            self.client()
-                .query(&conversions)
-                .bind(brand)
-                .bind(brand)
-                .execute(),
-        )
-        .await?;
-        self.within(
-            Exchange::Bulk,
-            "click rollup refresh",
-            self.client().query(&clicks).bind(brand).execute(),
-        )
-        .await?;
+        for (what, sql) in &statements {
+            // Every placeholder is the brand.
+            let mut query = self.client().query(sql);
+            for _ in 0..sql.matches('?').count() {
+                query = query.bind(brand);
+            }
+            self.within(Exchange::Bulk, what, query.execute()).await?;
+        }
         self.within(
             Exchange::Write,
             "rollup refresh record",

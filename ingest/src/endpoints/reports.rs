@@ -60,16 +60,23 @@ pub async fn report(
         ReportFormat::Json => HttpResponse::Ok().json(json_answer(&asked, &table)),
         ReportFormat::Csv => csv_answer(&asked, table),
     };
-    // Which figures answered: the hourly rollups (as fresh as their last refresh) or the
-    // raw rows (as fresh as the shipping).
-    let source = match source {
-        ReportSource::Rollups => "rollups",
-        ReportSource::Raw => "raw",
+    // Which figures answered: the rollups (as fresh as their last refresh) or the raw rows
+    // (as fresh as the shipping); and of the rollups, which grains.
+    let (source, grain) = match source {
+        ReportSource::Rollups => ("rollups", Some(asked.spec.rollup_grains().name())),
+        ReportSource::Raw => ("raw", None),
     };
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::HeaderName::from_static("x-affilync-report-source"),
         header::HeaderValue::from_static(source),
     );
+    if let Some(grain) = grain {
+        headers.insert(
+            header::HeaderName::from_static("x-affilync-report-grain"),
+            header::HeaderValue::from_static(grain),
+        );
+    }
     Ok(response)
 }
 

@@ -23,5 +23,6 @@ mod pixel_script;
 mod rate_limits;
 mod reports;
 mod reports_reconciliation;
+mod reports_rollups;
 mod review_workflow;
 mod tenancy;

@@ -263,6 +263,7 @@ async fn bi_views_answer_as_the_reports_do() {
             enabled: true,
             interval: std::time::Duration::from_millis(50),
             margin: std::time::Duration::from_secs(1),
+            ..attributor::reports::RollupConfig::default()
         },
         ..crate::common::TestOptions::default()
     })

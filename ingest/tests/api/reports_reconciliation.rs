@@ -2,9 +2,10 @@
 //! currencies, replays, conflicts, approvals, rejections and reversals, rows shipped to
 //! ClickHouse twice) spread over midnights and a DST change, every report equals the same
 //! report computed here by brute force from `conversions FINAL` and the distinct clicks,
-//! with the zone rules of the system's zone database. Twice: from the hourly rollups
-//! (refreshed while the history happens, so status changes land on rolled-up days), and
-//! from the raw rows by a second node with rollups off.
+//! with the zone rules of the system's zone database. Twice: from the rollups (refreshed
+//! while the history happens, so status changes land on rolled-up days; daily, hourly and
+//! both, as the zone and grouping allow), and from the raw rows by a second node with
+//! rollups off.
 
 use std::collections::BTreeMap;
 
@@ -82,6 +83,8 @@ async fn reports_reconcile_with_conversions_final_and_clicks() {
             enabled: true,
             interval: Duration::from_millis(50),
             margin: Duration::from_secs(1),
+            // Marks are trimmed while the history happens: none that matters is lost.
+            trim_interval: Duration::from_millis(500),
         },
         ..TestOptions::default()
     })
@@ -233,6 +236,35 @@ async fn reports_reconcile_with_conversions_final_and_clicks() {
              link_id, toUInt64(1), clicks + 3 FROM report_clicks_hourly",
     )
     .await;
+    clickhouse_execute(
+        &app.database,
+        "INSERT INTO report_conversions_daily SELECT brand_id, day, campaign_id, affiliate_id, \
+             event_type, currency, commission_currency, toUInt64(1), pending + 1, approved, \
+             rejected + 2, amount_pending, amount_approved + 1, amount_rejected, \
+             commission_pending, commission_approved, commission_rejected + 1 \
+         FROM report_conversions_daily",
+    )
+    .await;
+    clickhouse_execute(
+        &app.database,
+        "INSERT INTO report_clicks_daily SELECT brand_id, day, campaign_id, affiliate_id, \
+             toUInt64(1), clicks + 3 FROM report_clicks_daily",
+    )
+    .await;
+    // Every generation written twice, as two nodes recomputing a day in the same second
+    // with the same version would: each key counts once all the same.
+    for table in [
+        "report_conversions_hourly",
+        "report_clicks_hourly",
+        "report_conversions_daily",
+        "report_clicks_daily",
+    ] {
+        clickhouse_execute(
+            &app.database,
+            &format!("INSERT INTO {table} SELECT * FROM {table}"),
+        )
+        .await;
+    }
     let raw = TestApp::spawn_with(TestOptions {
         database: Some(app.database.clone()),
         ..TestOptions::default()
@@ -251,6 +283,7 @@ async fn reports_reconcile_with_conversions_final_and_clicks() {
         "status=pending&currency=USD".into(),
     ];
     let mut compared = 0;
+    let mut grains = std::collections::BTreeSet::new();
     for (z, zone) in ZONES.iter().enumerate() {
         for (g, group_by) in GROUPINGS.iter().enumerate() {
             let filter = &filters[(z + g) % filters.len()];
@@ -259,8 +292,10 @@ async fn reports_reconcile_with_conversions_final_and_clicks() {
             );
             let scope = Scope::Brand(a.brand_id.clone());
             for (node, source) in [(&app, rollups_or_raw(zone)), (&raw, "raw")] {
-                let used = compare(node, &a.brand_key, &query, &scope, &conversions, &clicks).await;
+                let (used, grain) =
+                    compare(node, &a.brand_key, &query, &scope, &conversions, &clicks).await;
                 assert_eq!(used, source, "{query}");
+                grains.extend(grain);
             }
             compared += 1;
         }
@@ -283,6 +318,11 @@ async fn reports_reconcile_with_conversions_final_and_clicks() {
         compared += 2;
     }
     assert_eq!(compared, ZONES.len() * (GROUPINGS.len() + 2));
+    // Both grains answered, alone and together.
+    assert_eq!(
+        grains.into_iter().collect::<Vec<_>>(),
+        ["daily", "daily+hourly", "hourly"]
+    );
 }
 
 /// Which figures a node with rollups answers a report of whole local days in `zone` from.
@@ -452,7 +492,7 @@ fn label(dimension: &str, at: i64, zone: &TimeZone, ids: [&str; 6]) -> (String, 
 }
 
 /// Asks `app` for the report and compares it with the truth; returns which figures
-/// answered (`rollups` or `raw`).
+/// answered (`rollups` or `raw`) and, from rollups, their grains.
 async fn compare(
     app: &TestApp,
     key: &str,
@@ -460,12 +500,16 @@ async fn compare(
     scope: &Scope,
     conversions: &[Conversion],
     clicks: &[Click],
-) -> String {
+) -> (String, Option<String>) {
     let response = app.get(key, &format!("/api/reports?{query}")).await;
-    let source = response.headers()["x-affilync-report-source"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+    let source = header("x-affilync-report-source").unwrap();
+    let grain = header("x-affilync-report-grain");
     let (status, body) = json_body(response).await;
     assert_eq!(status, StatusCode::OK, "{query}: {body}");
 
@@ -600,7 +644,7 @@ async fn compare(
         rounded_rate(totals.json(&[], true)),
         "{query}: totals"
     );
-    source
+    (source, grain)
 }
 
 /// Rates to twelve places: JSON's decimal text of a float need not read back to the very
