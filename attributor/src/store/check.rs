@@ -208,13 +208,9 @@ impl Store {
     where
         R: clickhouse::RowOwned + clickhouse::RowRead,
     {
-        let mut query = self.client().query(sql);
-        if self.cluster().is_some() {
-            // The checks join and filter Distributed tables by Distributed subqueries, which
-            // ClickHouse refuses unless told how: "global" computes the subquery once and
-            // sends it to every shard.
-            query = query.with_setting("distributed_product_mode", "global");
-        }
+        // On a cluster the client computes Distributed subqueries globally (see
+        // `ClusterSettings::apply`).
+        let query = self.client().query(sql);
         self.within(
             Exchange::Bulk,
             "reconciliation query",

@@ -48,6 +48,11 @@ impl ClusterSettings {
         client
             .with_setting("insert_distributed_sync", "1")
             .with_setting("insert_deduplicate", "0")
+            // Reads filter and join Distributed tables by subqueries over Distributed tables
+            // (reports' latest rollup generation, `check`'s joins), which ClickHouse refuses
+            // unless told how: "global" computes the subquery once and sends its result to
+            // every shard, where the rows it must match may be on any shard.
+            .with_setting("distributed_product_mode", "global")
             .with_setting(
                 "distributed_ddl_task_timeout",
                 self.ddl_timeout.as_secs().max(1).to_string(),

@@ -537,3 +537,74 @@ async fn check_repairs_a_damaged_copy_on_a_cluster() {
         "{output}"
     );
 }
+
+/// Reports from the rollups on a cluster (recomputed through the Distributed tables, both
+/// grains) answer what the raw rows answer on another node, a status change included.
+#[tokio::test]
+async fn rollup_reports_on_a_cluster_match_the_raw_rows() {
+    let _turn = shared().await;
+    let raw = TestApp::spawn_with(on_new_database().await).await;
+    let rolled = TestApp::spawn_with(TestOptions {
+        report_rollups: attributor::reports::RollupConfig {
+            enabled: true,
+            interval: Duration::from_millis(100),
+            margin: Duration::from_secs(1),
+            ..attributor::reports::RollupConfig::default()
+        },
+        ..on_cluster(raw.database.clone())
+    })
+    .await;
+    let net = raw.network().await;
+    let click = raw.click(&net.link_url).await;
+    wait_until_known(&rolled, &net.brand_key, &click).await;
+    let mut ids = Vec::new();
+    for (n, amount) in ["10.00", "25.50", "7.25", "99.99"].iter().enumerate() {
+        let click = raw.click(&net.link_url).await;
+        let (status, body) = json_body(
+            raw.track(
+                &net.brand_key,
+                &conversion(&click, &format!("r-{n}"), amount),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push(body["data"]["conversion_id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = json_body(
+        raw.patch(&net.brand_key, &ids[1], &json!({"status": "approved"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    drain(&raw).await;
+    drain(&rolled).await;
+
+    let now = count_at(1, &raw.database, "SELECT toUInt32(now())").await as f64;
+    rolled
+        .wait_for_metric(
+            "affilync_report_rollup_complete_through_seconds",
+            &[],
+            |through| through >= now,
+        )
+        .await;
+    for query in ["group_by=day", "group_by=hour", "group_by=campaign,status"] {
+        let mut answers = Vec::new();
+        for (node, source) in [(&raw, "raw"), (&rolled, "rollups")] {
+            let response = node
+                .get(&net.brand_key, &format!("/api/reports?{query}"))
+                .await;
+            let answered_from = response
+                .headers()
+                .get("x-affilync-report-source")
+                .map(|value| value.to_str().unwrap().to_owned());
+            let (status, body) = json_body(response).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {body}");
+            assert_eq!(answered_from.as_deref(), Some(source), "{query}");
+            answers.push((body["data"].clone(), body["meta"]["totals"].clone()));
+        }
+        assert_eq!(answers[0], answers[1], "{query}");
+        assert_eq!(answers[1].1["conversions"], 5, "{query}: the probe too");
+        assert_eq!(answers[1].1["approved"], 1, "{query}");
+    }
+}
