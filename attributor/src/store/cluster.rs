@@ -124,7 +124,7 @@ impl Store {
     }
 
     async fn count_of(&self, sql: &str, binds: &[&str]) -> Result<u64, StoreError> {
-        let mut query = self.client().query(sql);
+        let mut query = self.read_client().query(sql);
         for bind in binds {
             query = query.bind(*bind);
         }
@@ -141,7 +141,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "cluster description",
-                self.client()
+                self.read_client()
                     .query(
                         "SELECT toUInt32(max(replica_num)) AS replicas FROM system.clusters \
                          WHERE cluster = ?",

@@ -54,7 +54,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "look-up by id",
-                self.client()
+                self.read_client()
                     .query(
                         "SELECT DISTINCT conversion_id FROM conversions \
                          WHERE conversion_id IN (SELECT arrayJoin(?))",
@@ -71,7 +71,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "look-up by id",
-                self.client()
+                self.read_client()
                     .query(
                         "SELECT ?fields FROM conversions FINAL \
                          WHERE conversion_id IN (SELECT arrayJoin(?))",

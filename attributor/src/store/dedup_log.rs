@@ -30,7 +30,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "clock query",
-                self.client()
+                self.read_client()
                     .query("SELECT toUInt32(now()) AS now")
                     .fetch_one::<Now>(),
             )
@@ -47,7 +47,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "dedup log read",
-                self.client()
+                self.read_client()
                     .query(
                         "SELECT dedup_key, toUInt32(written_at) AS written FROM dedup_log \
                          WHERE written_at >= toDateTime(?)",
@@ -77,7 +77,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "dedup log partitions",
-                self.client()
+                self.read_client()
                     .query(
                         "SELECT DISTINCT partition FROM system.parts \
                          WHERE database = ? AND table = ? AND active",

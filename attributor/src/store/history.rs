@@ -82,7 +82,7 @@ impl Store {
         self.within(
             Exchange::Read,
             "status history",
-            self.client()
+            self.read_client()
                 .query(
                     "SELECT ?fields FROM status_changes FINAL \
                      WHERE conversion_id = ? ORDER BY version",

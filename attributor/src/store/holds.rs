@@ -43,7 +43,7 @@ impl Store {
         self.within(
             Exchange::Read,
             "campaign holds",
-            self.client()
+            self.read_client()
                 .query("SELECT ?fields FROM campaign_holds FINAL")
                 .fetch_all::<CampaignHoldRow>(),
         )
@@ -74,7 +74,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "conversions due for approval",
-                self.client()
+                self.read_client()
                     .query(
                         "SELECT conversion_id, min(created_at) AS created \
                          FROM conversions_by_brand \

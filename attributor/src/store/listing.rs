@@ -189,7 +189,7 @@ impl Conditions {
     }
 
     fn query(&self, store: &Store, sql: &str) -> clickhouse::query::Query {
-        let mut query = store.client().query(sql);
+        let mut query = store.read_client().query(sql);
         for bound in &self.binds {
             query = match bound {
                 Bound::Text(text) => query.bind(text),

@@ -71,9 +71,23 @@ pub struct StoreSettings {
 pub struct Store {
     /// One client per node of `nodes`, in the same order.
     clients: Arc<[Client]>,
+    /// The same, for reads someone waits on: ClickHouse stops them itself at the read
+    /// deadline (`max_execution_time`), where the service gives up on them. Without it a
+    /// read the service abandoned runs on; a burst of heavy reports retried by their
+    /// callers piled up in ClickHouse until it ran out of memory and was killed.
+    read_clients: Arc<[Client]>,
     nodes: Arc<Nodes>,
     server_version: (u32, u32),
     settings: StoreSettings,
+}
+
+/// `client` for reads someone waits on: ClickHouse stops them after the read deadline
+/// (whole seconds, at least one), as the service stops waiting for them.
+fn reads_bounded(client: &Client, timeouts: &StoreTimeouts) -> Client {
+    let seconds = timeouts.read.as_secs_f64().ceil().max(1.0) as u64;
+    client
+        .clone()
+        .with_setting("max_execution_time", seconds.to_string())
 }
 
 /// The `clickhouse` crate validates rows against the server's schema with the
@@ -132,6 +146,7 @@ impl Store {
         };
         let unknown = Store {
             clients: nodes::clients(&nodes, &server),
+            read_clients: nodes::clients(&nodes, &reads_bounded(&server, &settings.timeouts)),
             nodes: Arc::clone(&nodes),
             server_version: (0, 0),
             settings: settings.clone(),
@@ -152,6 +167,7 @@ impl Store {
         tracing::debug!(version, database = %settings.database, "connected to clickhouse");
         Ok(Self {
             clients: nodes::clients(&nodes, &client),
+            read_clients: nodes::clients(&nodes, &reads_bounded(&client, &settings.timeouts)),
             nodes,
             server_version,
             settings,
@@ -187,6 +203,10 @@ impl Store {
             .unwrap_or_else(|_| Nodes::parse("http://127.0.0.1:9").expect("a literal URL parses"));
         let unknown = Self {
             clients: nodes::clients(&nodes, &http_client()),
+            read_clients: nodes::clients(
+                &nodes,
+                &reads_bounded(&http_client(), &settings.timeouts),
+            ),
             nodes,
             server_version: (0, 0),
             settings: settings.clone(),
@@ -220,6 +240,10 @@ impl Store {
         };
         Self {
             clients: nodes::clients(&self.nodes, &client),
+            read_clients: nodes::clients(
+                &self.nodes,
+                &reads_bounded(&client, &self.settings.timeouts),
+            ),
             nodes: Arc::clone(&self.nodes),
             server_version: self.server_version,
             settings: self.settings.clone(),
@@ -230,9 +254,16 @@ impl Store {
         &self.settings.database
     }
 
-    /// The client of the node in use now.
+    /// The client of the node in use now, for writes, DDL and work on whole tables, and
+    /// reads that stream for as long as their reader keeps up (exports, tools).
     pub fn client(&self) -> &Client {
         &self.clients[self.nodes.current()]
+    }
+
+    /// The client of the node in use now for reads someone waits on (`Exchange::Read`):
+    /// ClickHouse ends them at the read deadline.
+    pub(crate) fn read_client(&self) -> &Client {
+        &self.read_clients[self.nodes.current()]
     }
 
     /// The cluster's name, when the store runs on one.
@@ -274,7 +305,11 @@ impl Store {
 
     /// Whether ClickHouse answers a trivial query within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> Result<(), StoreError> {
-        match tokio::time::timeout(timeout, self.client().query("SELECT 1").fetch_one::<u8>()).await
+        match tokio::time::timeout(
+            timeout,
+            self.read_client().query("SELECT 1").fetch_one::<u8>(),
+        )
+        .await
         {
             Ok(answer) => answer.map(drop).map_err(StoreError::from),
             Err(_) => Err(StoreError::Unavailable("ping timed out".into())),

@@ -260,7 +260,7 @@ impl Store {
                 (sql, rows.binds)
             }
         };
-        let mut query = self.client().query(&sql);
+        let mut query = self.read_client().query(&sql);
         for bind in &binds {
             query = query.bind(bind);
         }
@@ -328,7 +328,7 @@ impl Store {
             dims = dims_sql(&spec.group_by, &LATEST, zone),
         );
         let mut query = self
-            .client()
+            .read_client()
             .query(&sql)
             .with_setting("optimize_move_to_prewhere", "0");
         for bind in &binds {

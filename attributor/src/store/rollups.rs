@@ -60,7 +60,7 @@ impl Store {
             .within(
                 Exchange::Read,
                 "dirty report days",
-                self.client()
+                self.read_client()
                     .query(sql)
                     .bind(since)
                     .bind(margin_seconds)

@@ -36,7 +36,7 @@ impl Store {
         // The aggregates are not aliased to column names: ClickHouse would resolve the
         // other aggregates' `click_time` to the alias.
         let query = self
-            .client()
+            .read_client()
             .query(
                 "SELECT email_sha256, brand_id, \
                         argMax(link_id, click_time) AS link_id, \

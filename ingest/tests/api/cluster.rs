@@ -548,7 +548,7 @@ async fn rollup_reports_on_a_cluster_match_the_raw_rows() {
         report_rollups: attributor::reports::RollupConfig {
             enabled: true,
             interval: Duration::from_millis(100),
-            margin: Duration::from_secs(1),
+            margin: crate::common::ROLLUP_MARGIN,
             ..attributor::reports::RollupConfig::default()
         },
         ..on_cluster(raw.database.clone())

@@ -455,3 +455,56 @@ async fn refusals_keep_the_connection_alive() {
         }
     }
 }
+
+/// A read the service gave up on (its deadline passed) is stopped in ClickHouse too, not
+/// left running: abandoned heavy reads, retried by their callers, once piled up until
+/// ClickHouse ran out of memory.
+#[tokio::test]
+async fn a_read_past_its_deadline_is_stopped_in_clickhouse_too() {
+    let app = TestApp::spawn_with(TestOptions {
+        timeouts: StoreTimeouts {
+            read: Duration::from_secs(1),
+            ..StoreTimeouts::default()
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let net = app.network().await;
+    // Enough clicks that counting them exactly (the raw report's uniqExact) takes ClickHouse
+    // seconds on any machine.
+    crate::common::clickhouse_execute(
+        &app.database,
+        &format!(
+            "INSERT INTO clicks (click_id, clicked_at, link_id, campaign_id, affiliate_id, brand_id) \
+             SELECT concat('clk_heavy_', toString(number)), now() - number % 80000, \
+                    '{link}', '{campaign}', '{affiliate}', '{brand}' \
+             FROM system.numbers LIMIT 30000000",
+            link = net.link_url.rsplit('/').next().unwrap(),
+            campaign = net.campaign_id,
+            affiliate = net.affiliate_id,
+            brand = net.brand_id,
+        ),
+    )
+    .await;
+
+    let response = app.get(&net.brand_key, "/api/reports").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The server's own limit is the deadline in whole seconds; give it one more to notice.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let running = crate::common::clickhouse_rows(
+            &app.database,
+            "SELECT query FROM system.processes WHERE query LIKE '%uniqExact(click_id)%' \
+             AND query NOT LIKE '%system.processes%'",
+        )
+        .await;
+        if running.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ClickHouse still runs the abandoned report: {running:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -82,7 +82,7 @@ async fn reports_reconcile_with_conversions_final_and_clicks() {
         report_rollups: RollupConfig {
             enabled: true,
             interval: Duration::from_millis(50),
-            margin: Duration::from_secs(1),
+            margin: crate::common::ROLLUP_MARGIN,
             // Marks are trimmed while the history happens: none that matters is lost.
             trim_interval: Duration::from_millis(500),
         },

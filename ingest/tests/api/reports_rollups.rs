@@ -25,7 +25,7 @@ async fn with_rollups(trim_interval: Duration) -> TestApp {
         report_rollups: RollupConfig {
             enabled: true,
             interval: Duration::from_millis(50),
-            margin: Duration::from_secs(1),
+            margin: crate::common::ROLLUP_MARGIN,
             trim_interval,
         },
         ..TestOptions::default()
