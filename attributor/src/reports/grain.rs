@@ -1,13 +1,15 @@
 //! Which rollup grain answers which part of a report's range.
 //!
 //! The daily rollups (`sql/0013_report_daily_rollups.sql`) hold whole UTC days without the
-//! link, a small fraction of the hourly rows over a long range. A UTC day can be read from
-//! them only when every second of it lands in the same row of the report: the report
-//! neither groups nor filters by link nor groups by hour, the day lies inside the range,
-//! and it does not straddle a local day, week or month boundary of a time dimension asked
-//! for. Everything else of the range (the hours at its ends, local days that start
-//! off UTC midnight) is read from the hourly rollups, so the answer stays exact in every
-//! zone the hourly rollups serve.
+//! link, a small fraction of the hourly rows over a long range. A UTC day inside the range
+//! is read from them when the report neither groups nor filters by link nor groups by hour.
+//! Its rows stand at the day's UTC noon, so they land in the local day (week, month) that
+//! holds most of it; when the day straddles a local boundary of a time dimension asked for
+//! (every day of a zone off UTC), the hours that belong to the neighbouring bucket are
+//! moved there: read from the hourly rollups once as they are and once, negated, at the
+//! day's noon. The hours at the range's ends are read from the hourly rollups. So the
+//! answer stays exact in every whole-hour zone, and a 90-day report in Berlin reads 90
+//! days and about 90 hours rather than 2,160 hours of every link.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -15,6 +17,7 @@ use jiff::tz::TimeZone;
 use super::spec::{Dimension, Granularity, ReportSpec};
 
 const DAY_SECONDS: i64 = 86_400;
+const HOUR_SECONDS: i64 = 3_600;
 
 /// Half-open ranges of Unix seconds, in order, read from each grain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,12 +26,18 @@ pub struct RollupGrains {
     pub daily: Vec<(i64, i64)>,
     /// Whole hours.
     pub hourly: Vec<(i64, i64)>,
+    /// Whole hours of days in `daily` that belong to another local bucket than their
+    /// day's noon: added at their own time and taken away at their UTC day's noon.
+    pub moved: Vec<(i64, i64)>,
 }
 
 impl RollupGrains {
     /// What the answer's `X-Affilync-Report-Grain` header says.
     pub fn name(&self) -> &'static str {
-        match (self.daily.is_empty(), self.hourly.is_empty()) {
+        match (
+            self.daily.is_empty(),
+            self.hourly.is_empty() && self.moved.is_empty(),
+        ) {
             (false, true) => "daily",
             (false, false) => "daily+hourly",
             _ => "hourly",
@@ -41,8 +50,8 @@ impl ReportSpec {
     pub fn rollup_grains(&self) -> RollupGrains {
         let (from, until) = (self.from.unix_timestamp(), self.until.unix_timestamp());
         let everything_hourly = RollupGrains {
-            daily: vec![],
             hourly: vec![(from, until)],
+            ..RollupGrains::default()
         };
         let needs_hours = self.filter.link.is_some()
             || self
@@ -68,13 +77,17 @@ impl ReportSpec {
         }
         while day + DAY_SECONDS <= until {
             let end = day + DAY_SECONDS;
-            if one_bucket(&self.time_zone, &buckets, day, end - 1) {
-                if covered < day {
-                    push(&mut grains.hourly, covered, day);
-                }
-                push(&mut grains.daily, day, end);
-                covered = end;
+            if covered < day {
+                push(&mut grains.hourly, covered, day);
             }
+            push(&mut grains.daily, day, end);
+            let noon = day + DAY_SECONDS / 2;
+            for hour in (day..end).step_by(HOUR_SECONDS as usize) {
+                if !one_bucket(&self.time_zone, &buckets, hour, noon) {
+                    push(&mut grains.moved, hour, hour + HOUR_SECONDS);
+                }
+            }
+            covered = end;
             day = end;
         }
         if covered < until {
@@ -174,31 +187,56 @@ mod tests {
     }
 
     #[test]
-    fn other_zones_read_hours_where_a_utc_day_straddles_their_buckets() {
-        // Berlin, March 2026 (+01:00, +02:00 from the 29th): local days never start at
-        // UTC midnight, so grouped by day everything is hourly.
+    fn other_zones_move_the_hours_of_a_utc_day_that_belong_to_the_next_bucket() {
+        // Berlin, March 2026 (+01:00, +02:00 from the 29th): each UTC day's last hour (two
+        // from the 29th) is the next local day's.
         let (from, until) = (
             datetime!(2026-02-28 23:00 UTC),
             datetime!(2026-03-31 22:00 UTC),
         );
-        let by_day = spec("Europe/Berlin", &["day"], from, until).rollup_grains();
-        assert_eq!(by_day.name(), "hourly");
-        // Without a time dimension only the ends are hours.
-        let total = spec("Europe/Berlin", &["affiliate"], from, until).rollup_grains();
         let (first, last) = (
             datetime!(2026-03-01 0:00 UTC),
             datetime!(2026-03-31 0:00 UTC),
         );
+        let by_day = spec("Europe/Berlin", &["day"], from, until).rollup_grains();
+        assert_eq!(by_day.name(), "daily+hourly");
+        assert_eq!(by_day.daily, [(at(first), at(last))]);
+        assert_eq!(
+            by_day.hourly,
+            [(at(from), at(first)), (at(last), at(until))]
+        );
+        let moved = |day: OffsetDateTime| {
+            by_day
+                .moved
+                .iter()
+                .filter(|(from, until)| *from >= at(day) && *until <= at(day) + DAY_SECONDS)
+                .map(|(from, until)| (until - from) / HOUR_SECONDS)
+                .sum::<i64>()
+        };
+        assert_eq!(moved(datetime!(2026-03-10 0:00 UTC)), 1);
+        assert_eq!(moved(datetime!(2026-03-30 0:00 UTC)), 2);
+        assert_eq!(by_day.moved.len(), 30);
+        // New York (-05:00, -04:00 from March 8th): the first hours are the previous day's.
+        let new_york = spec("America/New_York", &["day"], from, until).rollup_grains();
+        let early = datetime!(2026-03-03 0:00 UTC);
+        assert!(
+            new_york
+                .moved
+                .contains(&(at(early), at(early) + 5 * HOUR_SECONDS))
+        );
+        // Without a time dimension nothing moves; only the ends are hours.
+        let total = spec("Europe/Berlin", &["affiliate"], from, until).rollup_grains();
         assert_eq!(total.daily, [(at(first), at(last))]);
         assert_eq!(total.hourly, [(at(from), at(first)), (at(last), at(until))]);
-        // By week: the UTC day holding each local Monday's midnight is hourly.
+        assert!(total.moved.is_empty());
+        // By week: only the hour holding each local Monday's midnight moves.
         let weeks = spec("Europe/Berlin", &["week"], from, until).rollup_grains();
-        let sunday = datetime!(2026-03-08 0:00 UTC);
+        let sunday = datetime!(2026-03-08 23:00 UTC);
         assert!(
             weeks
-                .hourly
-                .contains(&(at(sunday), at(sunday) + DAY_SECONDS))
+                .moved
+                .contains(&(at(sunday), at(sunday) + HOUR_SECONDS))
         );
-        assert!(weeks.daily.len() > 3);
+        assert_eq!(weeks.moved.len(), 5, "one a Monday: March 2nd to 30th");
     }
 }

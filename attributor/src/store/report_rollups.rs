@@ -3,7 +3,9 @@
 //! latest versions, for the outer queries of `reports.rs`.
 //!
 //! Each part of the range comes from the grain [`ReportSpec::rollup_grains`] chose, and the
-//! parts are joined with `UNION ALL`; they never overlap in time. Within a part, rows are
+//! parts are joined with `UNION ALL`. Every row carries a sign `s`: the hours moved out of a
+//! daily row's bucket are read twice, once at their own time (+1) and once at their UTC
+//! day's noon, where the daily row stands, negated (-1). Otherwise parts never overlap. Within a part, rows are
 //! taken from each (brand, UTC day)'s latest generation only (an `IN` on `max(version)`,
 //! much cheaper than FINAL on 18.16), and each key of that generation once: two nodes that
 //! recompute a day in the same second may write the same generation twice, and those
@@ -19,6 +21,17 @@ use crate::reports::{ReportSpec, RollupGrains};
 pub(super) struct Read {
     pub(super) sql: String,
     pub(super) binds: Vec<String>,
+}
+
+/// Where an hourly row's UTC day's daily row stands (see `DAILY.time`).
+const NOON_OF_HOUR_DAY: &str = "toDateTime(toUInt32(toDate(hour, 'UTC')) * 86400 + 43200)";
+
+/// One part of the union: a grain over some ranges, its rows stood at `time`, signed.
+struct Part<'a> {
+    grain: &'a Grain,
+    ranges: &'a [(i64, i64)],
+    time: &'a str,
+    sign: i8,
 }
 
 /// Where the dimensions are in the rows of [`rollup_clicks`] (and of the parts of
@@ -65,8 +78,8 @@ const DAILY: Grain = Grain {
     conversions: "report_conversions_daily",
     clicks: "report_clicks_daily",
     stored_time: "day",
-    // Midnight UTC of the day, whatever the server's zone.
-    time: "toDateTime(toUInt32(day) * 86400)",
+    // Noon UTC of the day, whatever the server's zone: the local bucket holding most of it.
+    time: "toDateTime(toUInt32(day) * 86400 + 43200)",
     day: "day",
     link: "''",
     link_key: "",
@@ -116,18 +129,19 @@ impl Grain {
         }
     }
 
-    fn conversion_part(&self, spec: &ReportSpec, ranges: &[(i64, i64)]) -> Read {
-        let Grain {
-            time,
-            link,
-            link_key,
-            ..
-        } = self;
+    fn conversion_part(
+        &self,
+        spec: &ReportSpec,
+        ranges: &[(i64, i64)],
+        time: &str,
+        sign: i8,
+    ) -> Read {
+        let Grain { link, link_key, .. } = self;
         let table = self.conversions;
         let conditions = self.conditions(spec, ranges, table, true);
         Read {
             sql: format!(
-                "SELECT {time} AS t, campaign_id AS k_campaign, affiliate_id AS k_affiliate, \
+                "SELECT {time} AS t, toInt8({sign}) AS s, campaign_id AS k_campaign, affiliate_id AS k_affiliate, \
                         {link} AS k_link, event_type AS k_event_type, currency AS k_currency, \
                         commission_currency AS k_commission_currency, \
                         any({CONVERSION_FIGURES}) AS figures \
@@ -141,19 +155,14 @@ impl Grain {
         }
     }
 
-    fn click_part(&self, spec: &ReportSpec, ranges: &[(i64, i64)]) -> Read {
-        let Grain {
-            time,
-            link,
-            link_key,
-            ..
-        } = self;
+    fn click_part(&self, spec: &ReportSpec, ranges: &[(i64, i64)], time: &str, sign: i8) -> Read {
+        let Grain { link, link_key, .. } = self;
         let table = self.clicks;
         let conditions = self.conditions(spec, ranges, table, false);
         Read {
             sql: format!(
                 "SELECT {time} AS t, campaign_id AS k_campaign, affiliate_id AS k_affiliate, \
-                        {link} AS k_link, any(clicks) AS clicks \
+                        {link} AS k_link, toInt64(any(clicks)) * {sign} AS signed_clicks \
                  FROM {table} WHERE {} \
                  GROUP BY brand_id, {stored_time}, campaign_id, affiliate_id, {link_key}\
                           version",
@@ -165,14 +174,34 @@ impl Grain {
     }
 }
 
-/// Both grains' parts of a report, as one `UNION ALL`.
-fn union(grains: &RollupGrains, part: impl Fn(&Grain, &[(i64, i64)]) -> Read) -> Read {
+/// Both grains' parts of a report, and the moved hours twice, as one `UNION ALL`.
+fn union(grains: &RollupGrains, read: impl Fn(Part) -> Read) -> Read {
     let mut parts = Vec::new();
     if !grains.daily.is_empty() {
-        parts.push(part(&DAILY, &grains.daily));
+        parts.push(read(Part {
+            grain: &DAILY,
+            ranges: &grains.daily,
+            time: DAILY.time,
+            sign: 1,
+        }));
     }
     if !grains.hourly.is_empty() || parts.is_empty() {
-        parts.push(part(&HOURLY, &grains.hourly));
+        parts.push(read(Part {
+            grain: &HOURLY,
+            ranges: &grains.hourly,
+            time: HOURLY.time,
+            sign: 1,
+        }));
+    }
+    if !grains.moved.is_empty() {
+        for (time, sign) in [(HOURLY.time, 1), (NOON_OF_HOUR_DAY, -1)] {
+            parts.push(read(Part {
+                grain: &HOURLY,
+                ranges: &grains.moved,
+                time,
+                sign,
+            }));
+        }
     }
     Read {
         sql: parts
@@ -184,9 +213,12 @@ fn union(grains: &RollupGrains, part: impl Fn(&Grain, &[(i64, i64)]) -> Read) ->
     }
 }
 
-/// Clicks of the rollups: `t`, `k_campaign`, `k_affiliate`, `k_link` and `clicks`.
+/// Clicks of the rollups: `t`, `k_campaign`, `k_affiliate`, `k_link` and `signed_clicks` (negative in the moved hours taken away).
 pub(super) fn rollup_clicks(spec: &ReportSpec, grains: &RollupGrains) -> Read {
-    union(grains, |grain, ranges| grain.click_part(spec, ranges))
+    union(grains, |part| {
+        part.grain
+            .click_part(spec, part.ranges, part.time, part.sign)
+    })
 }
 
 /// Conversions of the rollups under the names of the raw reads' latest versions, `n`
@@ -198,18 +230,28 @@ pub(super) fn rollup_conversions(
     grains: &RollupGrains,
     per_status: bool,
 ) -> Read {
-    let rows = union(grains, |grain, ranges| grain.conversion_part(spec, ranges));
+    let rows = union(grains, |part| {
+        part.grain
+            .conversion_part(spec, part.ranges, part.time, part.sign)
+    });
     let keys = "t AS latest_created_at, k_campaign AS latest_campaign_id, \
         k_affiliate AS latest_affiliate_id, k_link AS latest_link_id, \
         k_event_type AS latest_event_type, k_currency AS latest_currency, \
         k_commission_currency AS latest_commission_currency";
-    let f = |i: u8| format!("tupleElement(figures, {i})");
+    // Counts signed (a moved hour's rows take away); amounts are Decimals, signed as they are.
+    let f = |i: u8| {
+        if i <= 3 {
+            format!("toInt64(tupleElement(figures, {i})) * s")
+        } else {
+            format!("tupleElement(figures, {i}) * s")
+        }
+    };
     let sql = if per_status {
         format!(
             "SELECT *, \
-                 if(latest_status = 'pending', n, toUInt64(0)) AS n_pending, \
-                 if(latest_status = 'approved', n, toUInt64(0)) AS n_approved, \
-                 if(latest_status = 'rejected', n, toUInt64(0)) AS n_rejected \
+                 if(latest_status = 'pending', n, toInt64(0)) AS n_pending, \
+                 if(latest_status = 'approved', n, toInt64(0)) AS n_approved, \
+                 if(latest_status = 'rejected', n, toInt64(0)) AS n_rejected \
              FROM ( \
                  SELECT {keys}, \
                      arrayJoin([('pending', {}, {}, {}), ('approved', {}, {}, {}), \
@@ -219,7 +261,7 @@ pub(super) fn rollup_conversions(
                      tupleElement(per_status, 3) AS latest_amount, \
                      tupleElement(per_status, 4) AS latest_commission \
                  FROM ({}) \
-             ) WHERE n > 0",
+             ) WHERE n != 0",
             f(1),
             f(4),
             f(7),

@@ -253,7 +253,9 @@ impl Store {
             ReportSource::Rollups => {
                 let rows = rollup_clicks(spec, &spec.rollup_grains());
                 let sql = format!(
-                    "SELECT {} AS dims, sum(clicks) AS clicks FROM ({}) GROUP BY dims",
+                    // Moved hours add and take away: a bucket they emptied is no row.
+                    "SELECT {} AS dims, toUInt64(sum(signed_clicks)) AS clicks FROM ({}) \
+                     GROUP BY dims HAVING sum(signed_clicks) != 0",
                     dims_sql(dimensions, &ROLLUP_KEYS, zone),
                     rows.sql
                 );
@@ -317,14 +319,15 @@ impl Store {
         let sql = format!(
             "SELECT {dims} AS dims, latest_currency AS currency, \
                     latest_commission_currency AS commission_currency, \
-                    sum(n) AS conversions, \
-                    sum(n_pending) AS pending, \
-                    sum(n_approved) AS approved, \
-                    sum(n_rejected) AS rejected, \
+                    toUInt64(sum(n)) AS conversions, \
+                    toUInt64(sum(n_pending)) AS pending, \
+                    toUInt64(sum(n_approved)) AS approved, \
+                    toUInt64(sum(n_rejected)) AS rejected, \
                     toString(sum(latest_amount)) AS amount, \
                     toString(sum(latest_commission)) AS commission \
              FROM ({from}){status} \
-             GROUP BY dims, currency, commission_currency",
+             GROUP BY dims, currency, commission_currency \
+             HAVING sum(n) != 0",
             dims = dims_sql(&spec.group_by, &LATEST, zone),
         );
         let mut query = self
