@@ -38,6 +38,22 @@ pub struct Total {
     pub estimated: bool,
 }
 
+impl Total {
+    fn exact(value: u64) -> Self {
+        Self {
+            value,
+            estimated: false,
+        }
+    }
+
+    fn estimate(value: u64) -> Self {
+        Self {
+            value,
+            estimated: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Remembered {
     total: u64,
@@ -87,24 +103,16 @@ impl ListTotals {
                 // Counted again in the background; this answer does not wait for it.
                 let _ = self.count_exactly(store, filter);
             }
-            return Ok(Total {
-                value: remembered.total,
-                estimated: !fresh,
-            });
+            let total = if fresh { Total::exact } else { Total::estimate };
+            return Ok(total(remembered.total));
         }
         let Some(exact) = self.count_exactly(store, filter) else {
             // Being counted for an earlier listing: its estimate, or a new one.
-            if let Some(value) = self.estimates.get(filter).await {
-                return Ok(Total {
-                    value,
-                    estimated: true,
-                });
-            }
-            let value = self.estimate(store, filter).await?;
-            return Ok(Total {
-                value,
-                estimated: true,
-            });
+            let value = match self.estimates.get(filter).await {
+                Some(value) => value,
+                None => self.estimate(store, filter).await?,
+            };
+            return Ok(Total::estimate(value));
         };
         // Most counts are small and answer at once; the estimate is read only for the
         // ones that do not, beside the rest of the budget.
@@ -117,12 +125,7 @@ impl ListTotals {
                 match tokio::join!(rest, self.estimate(store, filter)) {
                     (Some(answered), _) => answered,
                     // Still counting: the estimate stands in.
-                    (None, estimate) => {
-                        return estimate.map(|value| Total {
-                            value,
-                            estimated: true,
-                        });
-                    }
+                    (None, estimate) => return estimate.map(Total::estimate),
                 }
             }
         };
@@ -131,10 +134,7 @@ impl ListTotals {
         // stopping.
         answered
             .map_err(|_| StoreError::Unavailable("the count was not finished".into()))?
-            .map(|value| Total {
-                value,
-                estimated: false,
-            })
+            .map(Total::exact)
     }
 
     async fn estimate(&self, store: &Store, filter: &ListFilter) -> Result<u64, StoreError> {

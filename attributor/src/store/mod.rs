@@ -70,24 +70,36 @@ pub struct StoreSettings {
 #[derive(Clone)]
 pub struct Store {
     /// One client per node of `nodes`, in the same order.
-    clients: Arc<[Client]>,
-    /// The same, for reads someone waits on: ClickHouse stops them itself at the read
-    /// deadline (`max_execution_time`), where the service gives up on them. Without it a
-    /// read the service abandoned runs on; a burst of heavy reports retried by their
-    /// callers piled up in ClickHouse until it ran out of memory and was killed.
-    read_clients: Arc<[Client]>,
+    clients: NodeClients,
     nodes: Arc<Nodes>,
     server_version: (u32, u32),
     settings: StoreSettings,
 }
 
-/// `client` for reads someone waits on: ClickHouse stops them after the read deadline
-/// (whole seconds, at least one), as the service stops waiting for them.
-fn reads_bounded(client: &Client, timeouts: &StoreTimeouts) -> Client {
-    let seconds = timeouts.read.as_secs_f64().ceil().max(1.0) as u64;
-    client
-        .clone()
-        .with_setting("max_execution_time", seconds.to_string())
+/// One client per node of a store, in the order of its nodes, for each kind of exchange.
+#[derive(Clone)]
+struct NodeClients {
+    /// For writes, DDL, work on whole tables and reads that stream (exports, tools).
+    unbounded: Arc<[Client]>,
+    /// The same for reads someone waits on: ClickHouse stops them itself at the read
+    /// deadline (`max_execution_time`), where the service gives up on them. Without it a
+    /// read the service abandoned runs on; a burst of heavy reports retried by their
+    /// callers piled up in ClickHouse until it ran out of memory and was killed.
+    reads: Arc<[Client]>,
+}
+
+impl NodeClients {
+    fn new(nodes: &Nodes, base: &Client, timeouts: &StoreTimeouts) -> Self {
+        // Whole seconds, at least one, as the service stops waiting.
+        let seconds = timeouts.read.as_secs_f64().ceil().max(1.0) as u64;
+        let reads = base
+            .clone()
+            .with_setting("max_execution_time", seconds.to_string());
+        Self {
+            unbounded: nodes::clients(nodes, base),
+            reads: nodes::clients(nodes, &reads),
+        }
+    }
 }
 
 /// The `clickhouse` crate validates rows against the server's schema with the
@@ -145,8 +157,7 @@ impl Store {
             None => server,
         };
         let unknown = Store {
-            clients: nodes::clients(&nodes, &server),
-            read_clients: nodes::clients(&nodes, &reads_bounded(&server, &settings.timeouts)),
+            clients: NodeClients::new(&nodes, &server, &settings.timeouts),
             nodes: Arc::clone(&nodes),
             server_version: (0, 0),
             settings: settings.clone(),
@@ -166,8 +177,7 @@ impl Store {
         };
         tracing::debug!(version, database = %settings.database, "connected to clickhouse");
         Ok(Self {
-            clients: nodes::clients(&nodes, &client),
-            read_clients: nodes::clients(&nodes, &reads_bounded(&client, &settings.timeouts)),
+            clients: NodeClients::new(&nodes, &client, &settings.timeouts),
             nodes,
             server_version,
             settings,
@@ -202,11 +212,7 @@ impl Store {
         let nodes = Nodes::parse(&settings.url)
             .unwrap_or_else(|_| Nodes::parse("http://127.0.0.1:9").expect("a literal URL parses"));
         let unknown = Self {
-            clients: nodes::clients(&nodes, &http_client()),
-            read_clients: nodes::clients(
-                &nodes,
-                &reads_bounded(&http_client(), &settings.timeouts),
-            ),
+            clients: NodeClients::new(&nodes, &http_client(), &settings.timeouts),
             nodes,
             server_version: (0, 0),
             settings: settings.clone(),
@@ -239,11 +245,7 @@ impl Store {
             None => client,
         };
         Self {
-            clients: nodes::clients(&self.nodes, &client),
-            read_clients: nodes::clients(
-                &self.nodes,
-                &reads_bounded(&client, &self.settings.timeouts),
-            ),
+            clients: NodeClients::new(&self.nodes, &client, &self.settings.timeouts),
             nodes: Arc::clone(&self.nodes),
             server_version: self.server_version,
             settings: self.settings.clone(),
@@ -257,13 +259,13 @@ impl Store {
     /// The client of the node in use now, for writes, DDL and work on whole tables, and
     /// reads that stream for as long as their reader keeps up (exports, tools).
     pub fn client(&self) -> &Client {
-        &self.clients[self.nodes.current()]
+        &self.clients.unbounded[self.nodes.current()]
     }
 
     /// The client of the node in use now for reads someone waits on (`Exchange::Read`):
     /// ClickHouse ends them at the read deadline.
     pub(crate) fn read_client(&self) -> &Client {
-        &self.read_clients[self.nodes.current()]
+        &self.clients.reads[self.nodes.current()]
     }
 
     /// The cluster's name, when the store runs on one.

@@ -118,6 +118,7 @@ impl Store {
     pub async fn ping_nodes(&self, timeout: Duration) -> Vec<(String, Result<(), StoreError>)> {
         let pings = self
             .clients
+            .unbounded
             .iter()
             .enumerate()
             .map(|(index, client)| async move {

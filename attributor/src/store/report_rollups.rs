@@ -5,12 +5,12 @@
 //! Each part of the range comes from the grain [`ReportSpec::rollup_grains`] chose, and the
 //! parts are joined with `UNION ALL`. Every row carries a sign `s`: the hours moved out of a
 //! daily row's bucket are read twice, once at their own time (+1) and once at their UTC
-//! day's noon, where the daily row stands, negated (-1). Otherwise parts never overlap. Within a part, rows are
-//! taken from each (brand, UTC day)'s latest generation only (an `IN` on `max(version)`,
-//! much cheaper than FINAL on 18.16), and each key of that generation once: two nodes that
-//! recompute a day in the same second may write the same generation twice, and those
-//! copies must not add up before a merge collapses them (`any` of the figures as one
-//! tuple keeps each copy's figures together).
+//! day's noon, where the daily row stands, negated (-1). Otherwise parts never overlap.
+//! Within a part, rows are taken from each (brand, UTC day)'s latest generation only (an
+//! `IN` on `max(version)`, much cheaper than FINAL on 18.16), and each key of that
+//! generation once: two nodes that recompute a day in the same second may write the same
+//! generation twice, and those copies must not add up before a merge collapses them (`any`
+//! of the figures as one tuple keeps each copy's figures together).
 
 use time::OffsetDateTime;
 
