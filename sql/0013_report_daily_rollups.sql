@@ -6,7 +6,7 @@
 --
 -- Written by the same recompute as the hourly rows, whole (brand, UTC day) at a time, as
 -- a generation (version) holding every key the day has, so the same rules make them
--- exact: readers take each day's latest generation, and within it each key once.
+-- exact: readers take each day's latest generation.
 CREATE TABLE IF NOT EXISTS report_conversions_daily (
     brand_id            String,
     day                 Date,

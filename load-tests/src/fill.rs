@@ -12,6 +12,7 @@ use attributor::Store;
 use tokio::sync::mpsc;
 
 use crate::cli::FillArgs;
+use crate::drain;
 use crate::history::{Batch, History};
 use crate::setup::{self, Setup};
 use crate::target::Target;
@@ -44,6 +45,12 @@ pub async fn fill(args: &FillArgs) -> anyhow::Result<bool> {
         .await
         .with_context(|| format!("connecting to ClickHouse at {}", settings.url))?;
     store.migrate().await.context("applying migrations")?;
+    // The setup's own clicks (and anything else the service took) may still be in its
+    // journal: counted before they land, they would read as the fill's.
+    let service = Target::new(&args.service.target, 1, std::time::Duration::from_secs(10))?;
+    drain::wait_for_drain(&service, std::time::Duration::from_secs(60))
+        .await
+        .context("waiting for the service's journal to drain before counting")?;
     let before = brand_conversions(&store, &setup.brand_id).await?;
     let clicks_before = brand_clicks(&store, &setup.brand_id).await?;
 

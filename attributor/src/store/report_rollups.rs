@@ -4,13 +4,12 @@
 //!
 //! Each part of the range comes from the grain [`ReportSpec::rollup_grains`] chose, and the
 //! parts are joined with `UNION ALL`. Every row carries a sign `s`: the hours moved out of a
-//! daily row's bucket are read twice, once at their own time (+1) and once at their UTC
-//! day's noon, where the daily row stands, negated (-1). Otherwise parts never overlap.
+//! daily row's bucket are read once and stand twice, at their own time (+1) and at their
+//! UTC day's noon, where the daily row stands, negated (-1). Otherwise parts never overlap.
 //! Within a part, rows are taken from each (brand, UTC day)'s latest generation only (an
-//! `IN` on `max(version)`, much cheaper than FINAL on 18.16), and each key of that
-//! generation once: two nodes that recompute a day in the same second may write the same
-//! generation twice, and those copies must not add up before a merge collapses them (`any`
-//! of the figures as one tuple keeps each copy's figures together).
+//! `IN` on `max(version)`, much cheaper than FINAL on 18.16) as they are: a generation is
+//! one INSERT, and two writers draw the same one with a chance of 2^-32 (see the
+//! refresher's `generation`), so its rows are not deduplicated again here.
 
 use time::OffsetDateTime;
 
@@ -23,15 +22,37 @@ pub(super) struct Read {
     pub(super) binds: Vec<String>,
 }
 
-/// Where an hourly row's UTC day's daily row stands (see `DAILY.time`).
-const NOON_OF_HOUR_DAY: &str = "toDateTime(toUInt32(toDate(hour, 'UTC')) * 86400 + 43200)";
+/// Where a part's rows stand: the moved hours both at their own time (+1) and at their UTC
+/// day's noon (-1), where the daily row stands (see `DAILY.time`); other rows once, +1.
+#[derive(Clone, Copy, PartialEq)]
+enum Placement {
+    Once,
+    Moved,
+}
 
-/// One part of the union: a grain over some ranges, its rows stood at `time`, signed.
+/// One part of the union: a grain over some ranges, its rows placed.
 struct Part<'a> {
     grain: &'a Grain,
     ranges: &'a [(i64, i64)],
-    time: &'a str,
-    sign: i8,
+    placement: Placement,
+}
+
+impl Placement {
+    /// `read`'s rows, which name their time `t0`, as rows with `t` and `s` and `columns`:
+    /// the moved hours twice, by an ARRAY JOIN, rather than read twice.
+    fn place(self, read: &str, columns: &str) -> String {
+        match self {
+            Placement::Once => {
+                format!("SELECT t0 AS t, toInt8(1) AS s, {columns} FROM ({read})")
+            }
+            Placement::Moved => format!(
+                "SELECT tupleElement(at, 1) AS t, tupleElement(at, 2) AS s, {columns} \
+                 FROM ({read}) \
+                 ARRAY JOIN [(t0, toInt8(1)), \
+                     (toDateTime(toUInt32(toDate(t0, 'UTC')) * 86400 + 43200), toInt8(-1))] AS at"
+            ),
+        }
+    }
 }
 
 /// Where the dimensions are in the rows of [`rollup_clicks`] (and of the parts of
@@ -46,10 +67,24 @@ pub(super) const ROLLUP_KEYS: Columns = Columns {
     currency: "''",
 };
 
-/// The figures of a conversion rollup row, in the order the tuple `figures` holds them.
-const CONVERSION_FIGURES: &str = "(pending, approved, rejected, amount_pending, \
-    amount_approved, amount_rejected, commission_pending, commission_approved, \
-    commission_rejected)";
+/// The figures of a conversion rollup row; the outer query reads them by these names.
+const CONVERSION_FIGURES: [&str; 9] = [
+    "pending",
+    "approved",
+    "rejected",
+    "amount_pending",
+    "amount_approved",
+    "amount_rejected",
+    "commission_pending",
+    "commission_approved",
+    "commission_rejected",
+];
+
+/// The key columns every part passes on, under the names `ROLLUP_KEYS` and the outer
+/// conversion query read.
+const CLICK_KEYS: &str = "k_campaign, k_affiliate, k_link";
+const CONVERSION_KEYS: &str =
+    "k_campaign, k_affiliate, k_link, k_event_type, k_currency, k_commission_currency";
 
 /// One grain's table and how its rows name their time and link.
 struct Grain {
@@ -59,9 +94,8 @@ struct Grain {
     stored_time: &'static str,
     time: &'static str,
     day: &'static str,
-    /// Key columns besides brand and time; the daily rollups have no link.
+    /// The link column; the daily rollups have none.
     link: &'static str,
-    link_key: &'static str,
 }
 
 const HOURLY: Grain = Grain {
@@ -71,7 +105,6 @@ const HOURLY: Grain = Grain {
     time: "hour",
     day: "toDate(hour, 'UTC')",
     link: "link_id",
-    link_key: "link_id, ",
 };
 
 const DAILY: Grain = Grain {
@@ -82,19 +115,28 @@ const DAILY: Grain = Grain {
     time: "toDateTime(toUInt32(day) * 86400 + 43200)",
     day: "day",
     link: "''",
-    link_key: "",
 };
+
+/// The whole hours of `ranges` as an `IN` list: the moved hours are one or two an hour apart
+/// from each day, and an `IN` on the sorting key reads them much faster than as many ORed
+/// ranges.
+fn hours_in(ranges: &[(i64, i64)]) -> String {
+    let hours: Vec<String> = ranges
+        .iter()
+        .flat_map(|(from, until)| (*from..*until).step_by(3600))
+        .map(|hour| format!("toDateTime({hour})"))
+        .collect();
+    if hours.is_empty() {
+        return "0".into();
+    }
+    format!("hour IN ({})", hours.join(", "))
+}
 
 impl Grain {
     /// The WHERE of this grain's part: the report's owner and filters, its ranges, and
     /// each day's latest generation.
-    fn conditions(
-        &self,
-        spec: &ReportSpec,
-        ranges: &[(i64, i64)],
-        table: &str,
-        conversions: bool,
-    ) -> Read {
+    fn conditions(&self, spec: &ReportSpec, part: &Part, table: &str, conversions: bool) -> Read {
+        let ranges = part.ranges;
         let time = match self.stored_time {
             "day" if !ranges.is_empty() => {
                 let date = |seconds: i64| {
@@ -114,6 +156,7 @@ impl Grain {
                     .collect();
                 format!("({})", each.join(" OR "))
             }
+            _ if part.placement == Placement::Moved => hours_in(ranges),
             _ => time_ranges(self.time, ranges),
         };
         let conditions = Conditions::new(spec, time, conversions);
@@ -129,79 +172,73 @@ impl Grain {
         }
     }
 
-    fn conversion_part(
-        &self,
-        spec: &ReportSpec,
-        ranges: &[(i64, i64)],
-        time: &str,
-        sign: i8,
-    ) -> Read {
-        let Grain { link, link_key, .. } = self;
+    fn conversion_part(&self, spec: &ReportSpec, part: &Part) -> Read {
         let table = self.conversions;
-        let conditions = self.conditions(spec, ranges, table, true);
+        let conditions = self.conditions(spec, part, table, true);
+        let figures = CONVERSION_FIGURES.join(", ");
+        let read = format!(
+            "SELECT {time} AS t0, campaign_id AS k_campaign, affiliate_id AS k_affiliate, \
+                    {link} AS k_link, event_type AS k_event_type, currency AS k_currency, \
+                    commission_currency AS k_commission_currency, {figures} \
+             FROM {table} WHERE {}",
+            conditions.sql,
+            time = self.time,
+            link = self.link,
+        );
         Read {
-            sql: format!(
-                "SELECT {time} AS t, toInt8({sign}) AS s, campaign_id AS k_campaign, affiliate_id AS k_affiliate, \
-                        {link} AS k_link, event_type AS k_event_type, currency AS k_currency, \
-                        commission_currency AS k_commission_currency, \
-                        any({CONVERSION_FIGURES}) AS figures \
-                 FROM {table} WHERE {} \
-                 GROUP BY brand_id, {stored_time}, campaign_id, affiliate_id, {link_key}\
-                          event_type, currency, commission_currency, version",
-                conditions.sql,
-                stored_time = self.stored_time,
-            ),
+            sql: part
+                .placement
+                .place(&read, &format!("{CONVERSION_KEYS}, {figures}")),
             binds: conditions.binds,
         }
     }
 
-    fn click_part(&self, spec: &ReportSpec, ranges: &[(i64, i64)], time: &str, sign: i8) -> Read {
-        let Grain { link, link_key, .. } = self;
+    fn click_part(&self, spec: &ReportSpec, part: &Part) -> Read {
         let table = self.clicks;
-        let conditions = self.conditions(spec, ranges, table, false);
+        let conditions = self.conditions(spec, part, table, false);
+        let read = format!(
+            "SELECT {time} AS t0, campaign_id AS k_campaign, affiliate_id AS k_affiliate, \
+                    {link} AS k_link, clicks \
+             FROM {table} WHERE {}",
+            conditions.sql,
+            time = self.time,
+            link = self.link,
+        );
+        let placed = part
+            .placement
+            .place(&read, &format!("{CLICK_KEYS}, clicks"));
         Read {
             sql: format!(
-                "SELECT {time} AS t, campaign_id AS k_campaign, affiliate_id AS k_affiliate, \
-                        {link} AS k_link, toInt64(any(clicks)) * {sign} AS signed_clicks \
-                 FROM {table} WHERE {} \
-                 GROUP BY brand_id, {stored_time}, campaign_id, affiliate_id, {link_key}\
-                          version",
-                conditions.sql,
-                stored_time = self.stored_time,
+                "SELECT t, {CLICK_KEYS}, toInt64(clicks) * s AS signed_clicks FROM ({placed})"
             ),
             binds: conditions.binds,
         }
     }
 }
 
-/// Both grains' parts of a report, and the moved hours twice, as one `UNION ALL`.
-fn union(grains: &RollupGrains, read: impl Fn(Part) -> Read) -> Read {
+/// Both grains' parts of a report, the moved hours among them, as one `UNION ALL`.
+fn union(grains: &RollupGrains, read: impl Fn(&Part) -> Read) -> Read {
     let mut parts = Vec::new();
     if !grains.daily.is_empty() {
-        parts.push(read(Part {
+        parts.push(read(&Part {
             grain: &DAILY,
             ranges: &grains.daily,
-            time: DAILY.time,
-            sign: 1,
+            placement: Placement::Once,
         }));
     }
     if !grains.hourly.is_empty() || parts.is_empty() {
-        parts.push(read(Part {
+        parts.push(read(&Part {
             grain: &HOURLY,
             ranges: &grains.hourly,
-            time: HOURLY.time,
-            sign: 1,
+            placement: Placement::Once,
         }));
     }
     if !grains.moved.is_empty() {
-        for (time, sign) in [(HOURLY.time, 1), (NOON_OF_HOUR_DAY, -1)] {
-            parts.push(read(Part {
-                grain: &HOURLY,
-                ranges: &grains.moved,
-                time,
-                sign,
-            }));
-        }
+        parts.push(read(&Part {
+            grain: &HOURLY,
+            ranges: &grains.moved,
+            placement: Placement::Moved,
+        }));
     }
     Read {
         sql: parts
@@ -215,10 +252,7 @@ fn union(grains: &RollupGrains, read: impl Fn(Part) -> Read) -> Read {
 
 /// Clicks of the rollups: `t`, `k_campaign`, `k_affiliate`, `k_link` and `signed_clicks` (negative in the moved hours taken away).
 pub(super) fn rollup_clicks(spec: &ReportSpec, grains: &RollupGrains) -> Read {
-    union(grains, |part| {
-        part.grain
-            .click_part(spec, part.ranges, part.time, part.sign)
-    })
+    union(grains, |part| part.grain.click_part(spec, part))
 }
 
 /// Conversions of the rollups under the names of the raw reads' latest versions, `n`
@@ -230,20 +264,18 @@ pub(super) fn rollup_conversions(
     grains: &RollupGrains,
     per_status: bool,
 ) -> Read {
-    let rows = union(grains, |part| {
-        part.grain
-            .conversion_part(spec, part.ranges, part.time, part.sign)
-    });
+    let rows = union(grains, |part| part.grain.conversion_part(spec, part));
     let keys = "t AS latest_created_at, k_campaign AS latest_campaign_id, \
         k_affiliate AS latest_affiliate_id, k_link AS latest_link_id, \
         k_event_type AS latest_event_type, k_currency AS latest_currency, \
         k_commission_currency AS latest_commission_currency";
     // Counts signed (a moved hour's rows take away); amounts are Decimals, signed as they are.
-    let f = |i: u8| {
+    let f = |i: usize| {
+        let figure = CONVERSION_FIGURES[i - 1];
         if i <= 3 {
-            format!("toInt64(tupleElement(figures, {i})) * s")
+            format!("toInt64({figure}) * s")
         } else {
-            format!("tupleElement(figures, {i}) * s")
+            format!("{figure} * s")
         }
     };
     let sql = if per_status {

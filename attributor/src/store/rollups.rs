@@ -113,8 +113,8 @@ impl Store {
     /// squashes it into blocks of a million rows, more than a brand's day has keys), so a
     /// generation is seen whole or not at all; and it holds every key the day ever had.
     /// Readers therefore take, per brand and day, the rows of the highest version there
-    /// is, without FINAL, each key once (a generation written twice, by two nodes in one
-    /// second, is still counted once); merges only drop rows of older generations.
+    /// is, without FINAL, as they are (two nodes draw the same generation with a chance of
+    /// 2^-32, see the refresher); merges only drop rows of older generations.
     pub async fn refresh_report_day(
         &self,
         dirty: &DirtyDay,

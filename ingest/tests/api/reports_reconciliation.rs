@@ -251,19 +251,24 @@ async fn reports_reconcile_with_conversions_final_and_clicks() {
              toUInt64(1), clicks + 3 FROM report_clicks_daily",
     )
     .await;
-    // Every generation written twice, as two nodes recomputing a day in the same second
-    // with the same version would: each key counts once all the same.
-    for table in [
-        "report_conversions_hourly",
-        "report_clicks_hourly",
-        "report_conversions_daily",
-        "report_clicks_daily",
+    // Every generation again with the next version, as another node recomputing each day a
+    // moment later would: the two must not add up.
+    for (table, keys) in [
+        (
+            "report_conversions_hourly",
+            "hour, campaign_id, affiliate_id, link_id, event_type, currency, commission_currency",
+        ),
+        (
+            "report_clicks_hourly",
+            "hour, campaign_id, affiliate_id, link_id",
+        ),
+        (
+            "report_conversions_daily",
+            "day, campaign_id, affiliate_id, event_type, currency, commission_currency",
+        ),
+        ("report_clicks_daily", "day, campaign_id, affiliate_id"),
     ] {
-        clickhouse_execute(
-            &app.database,
-            &format!("INSERT INTO {table} SELECT * FROM {table}"),
-        )
-        .await;
+        clickhouse_execute(&app.database, &next_generation(table, keys)).await;
     }
     let raw = TestApp::spawn_with(TestOptions {
         database: Some(app.database.clone()),
@@ -666,4 +671,19 @@ fn rounded(rows: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
     rows.into_iter()
         .map(|(k, v)| (k, rounded_rate(v)))
         .collect()
+}
+
+/// An INSERT writing every row of a rollup table again with its version plus one: the
+/// columns after `version` are figures, named as the table has them.
+pub(crate) fn next_generation(table: &str, keys: &str) -> String {
+    let figures = if table.contains("clicks") {
+        "clicks"
+    } else {
+        "pending, approved, rejected, amount_pending, amount_approved, amount_rejected, \
+         commission_pending, commission_approved, commission_rejected"
+    };
+    format!(
+        "INSERT INTO {table} (brand_id, {keys}, version, {figures}) \
+         SELECT brand_id, {keys}, version + 1, {figures} FROM {table}"
+    )
 }
