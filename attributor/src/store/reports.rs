@@ -23,27 +23,16 @@ use crate::reports::{
     ClickGroup, ConversionGroup, Dimension, Granularity, ReportScope, ReportSource, ReportSpec,
 };
 
-/// Each conversion of `{table}` matching `{conditions}` once, in its latest version, under
-/// names that do not shadow the stored columns (which the WHERE reads).
-pub(super) const LATEST_CONVERSIONS: &str = "SELECT conversion_id, toUInt64(1) AS n, \
-       argMax(created_at, version) AS latest_created_at, \
-       argMax(campaign_id, version) AS latest_campaign_id, \
-       argMax(affiliate_id, version) AS latest_affiliate_id, \
-       argMax(link_id, version) AS latest_link_id, \
-       argMax(event_type, version) AS latest_event_type, \
-       argMax(status, version) AS latest_status, \
-       argMax(currency, version) AS latest_currency, \
-       argMax(amount, version) AS latest_amount, \
-       argMax(commission_currency, version) AS latest_commission_currency, \
-       argMax(commission_amount, version) AS latest_commission \
-FROM {table} WHERE {conditions} GROUP BY conversion_id";
-
-/// The same for a report: each conversion once, in its latest version, by a FINAL read.
-/// FINAL merges the sorted parts as it streams, where `argMax` per conversion id would
-/// hold a hash table of every conversion in the range (over 3 GiB for ten million). The
-/// query runs with `optimize_move_to_prewhere` off: a condition moved to PREWHERE would
-/// filter versions before FINAL collapses them.
-const FINAL_CONVERSIONS: &str = "SELECT toUInt64(1) AS n, \
+/// Each conversion of `{table}` matching `{conditions}` once, in its latest version, by a
+/// FINAL read, under names that do not shadow the stored columns (which the WHERE reads).
+/// The copies sorted by owner and time keep a conversion's versions under one key (its
+/// `created_at` is fixed when it is journaled), so FINAL collapses them. FINAL merges the
+/// sorted parts as it streams, where `argMax` per conversion id would hold a hash table of
+/// every conversion in the range (over 3 GiB for ten million; for a rollup recompute of
+/// one busy day, three times FINAL's time). Queries using it run with
+/// `optimize_move_to_prewhere` off: a condition moved to PREWHERE would filter versions
+/// before FINAL collapses them.
+pub(super) const FINAL_CONVERSIONS: &str = "SELECT toUInt64(1) AS n, \
        toUInt64(status = 'pending') AS n_pending, \
        toUInt64(status = 'approved') AS n_approved, \
        toUInt64(status = 'rejected') AS n_rejected, \

@@ -123,7 +123,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let from = dirty.day.midnight().assume_utc().unix_timestamp();
         let until = from + 86_400;
-        let latest = super::reports::LATEST_CONVERSIONS
+        let latest = super::reports::FINAL_CONVERSIONS
             .replace("{table}", "conversions_by_brand")
             .replace(
                 "{conditions}",
@@ -194,7 +194,10 @@ impl Store {
         let brand = dirty.brand_id.as_str();
         for (what, sql) in &statements {
             // Every placeholder is the brand.
-            let mut query = self.client().query(sql);
+            let mut query = self
+                .client()
+                .query(sql)
+                .with_setting("optimize_move_to_prewhere", "0");
             for _ in 0..sql.matches('?').count() {
                 query = query.bind(brand);
             }
