@@ -673,8 +673,11 @@ fn rounded(rows: BTreeMap<String, Value>) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// An INSERT writing every row of a rollup table again with its version plus one: the
-/// columns after `version` are figures, named as the table has them.
+/// An INSERT writing every row of a rollup table again as a later generation, as another
+/// node's recompute would: the columns after `version` are figures, named as the table has
+/// them. Later by 4096, not by one: a node's next generation within the same second is its
+/// previous plus one when the random half drew lower (see the refresher's `generation`), and
+/// a copy at that very version would stand as one generation with the node's own.
 pub(crate) fn next_generation(table: &str, keys: &str) -> String {
     let figures = if table.contains("clicks") {
         "clicks"
@@ -684,6 +687,6 @@ pub(crate) fn next_generation(table: &str, keys: &str) -> String {
     };
     format!(
         "INSERT INTO {table} (brand_id, {keys}, version, {figures}) \
-         SELECT brand_id, {keys}, version + 1, {figures} FROM {table}"
+         SELECT brand_id, {keys}, version + 4096, {figures} FROM {table}"
     )
 }
