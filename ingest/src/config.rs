@@ -184,7 +184,7 @@ pub struct ServeArgs {
     #[arg(long, env = "AFFILYNC_CATALOG_REFRESH_MS", default_value_t = 2_000)]
     pub catalog_refresh_ms: u64,
     /// Memory for the cache of recently seen conversions answering replays.
-    #[arg(long, env = "AFFILYNC_DEDUP_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "AFFILYNC_DEDUP_CACHE_MB", default_value_t = 48)]
     pub dedup_cache_mb: u64,
     /// Conversions the bloom filter is sized for at least (1.25 × the stored count when
     /// that is more; a full filter is rebuilt larger).
