@@ -12,19 +12,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use crate::metrics::ReportMetrics;
-
-/// A pass's generation: the server's second in the high 32 bits and a random low half, and
-/// always above this node's previous one. Ordered by time across nodes (one clock); two
-/// nodes recomputing the same day in the same second draw the same generation with a
-/// chance of 2^-32. Readers rely on that: they take each day's latest generation as it is,
-/// without deduplicating its rows (a GROUP BY over every key, most of a 90-day report's
-/// time), so a tie would count that day's keys twice until the day's next recompute, which
-/// every pass within the margin of its latest mark makes.
-fn generation(started: u32, previous: u64) -> u64 {
-    let candidate = (u64::from(started) << 32) | u64::from(rand::random::<u32>());
-    candidate.max(previous + 1)
-}
-
 use crate::runtime::spawn_background;
 use crate::store::{Store, StoreError};
 
@@ -106,6 +93,18 @@ impl RollupRefresher {
         let _ = self.stop.send(());
         let _ = self.thread.join();
     }
+}
+
+/// A pass's generation: the server's second in the high 32 bits and a random low half, and
+/// always above this node's previous one. Ordered by time across nodes (one clock); two
+/// nodes recomputing the same day in the same second draw the same generation with a
+/// chance of 2^-32. Readers rely on that: they take each day's latest generation as it is,
+/// without deduplicating its rows (a GROUP BY over every key, most of a 90-day report's
+/// time), so a tie would count that day's keys twice until the day's next recompute, which
+/// every pass within the margin of its latest mark makes.
+fn generation(started: u32, previous: u64) -> u64 {
+    let candidate = (u64::from(started) << 32) | u64::from(rand::random::<u32>());
+    candidate.max(previous + 1)
 }
 
 /// Recomputes every dirty day; returns the server's clock when the pass began.
