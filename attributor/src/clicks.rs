@@ -84,13 +84,15 @@ impl ClickRecorder {
 
     /// Queues a click for the journal; never waits.
     pub fn record(&self, click: ClickRow) {
-        match self.sender.try_send(Box::new(click)) {
-            Ok(()) => self.metrics.queue_depth.set(self.sender.len() as i64),
-            Err(_) => self
-                .metrics
+        // Counted before it is queued, so that no moment sees it neither here nor in the
+        // journal's pending records (what a drain waits on).
+        self.metrics.queue_depth.inc();
+        if self.sender.try_send(Box::new(click)).is_err() {
+            self.metrics.queue_depth.dec();
+            self.metrics
                 .clicks_total
                 .with_label_values(&["dropped_queue_full"])
-                .inc(),
+                .inc();
         }
     }
 
@@ -139,13 +141,13 @@ impl Journaling {
                     .take(room)
                     .map(|click| Entry::Click(*click)),
             );
-            self.metrics.queue_depth.set(self.receiver.len() as i64);
             match self.journal.append(&batch) {
                 Ok(_) => {
                     self.metrics
                         .clicks_total
                         .with_label_values(&["journaled"])
                         .inc_by(batch.len() as u64);
+                    self.metrics.queue_depth.sub(batch.len() as i64);
                     batch.clear();
                 }
                 Err(error) if self.closing() => {
@@ -154,6 +156,7 @@ impl Journaling {
                         .clicks_total
                         .with_label_values(&["dropped_journal_error"])
                         .inc_by(batch.len() as u64);
+                    self.metrics.queue_depth.sub(batch.len() as i64);
                     batch.clear();
                 }
                 Err(error) => {

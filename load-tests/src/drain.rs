@@ -11,17 +11,24 @@ use crate::target::Target;
 
 const POLL: Duration = Duration::from_millis(100);
 
-/// Gauges that must all read 0: nothing being answered, nothing queued for the journal,
-/// nothing in the journal that ClickHouse lacks.
-const IDLE_WHEN_ZERO: [&str; 3] = [
+/// Gauges that must all read 0: nothing being answered, no click waiting for the journal,
+/// nothing queued for the journal, nothing in the journal that ClickHouse lacks.
+const IDLE_WHEN_ZERO: [&str; 4] = [
     "affilync_conversions_in_flight",
+    "affilync_click_queue_depth",
     "affilync_attribution_queue_depth",
     "affilync_journal_pending_records",
 ];
 
+/// Consecutive idle scrapes that prove a drain. One is not enough: a scrape samples the
+/// journal's pending records before it reads the other gauges, so a batch journaled in
+/// between is in neither; the next scrape's pending records show it.
+const IDLE_SCRAPES: u32 = 2;
+
 /// Polls the target's `/metrics` until the journal has drained, at most `longest`.
 pub async fn wait_for_drain(target: &Target, longest: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
+    let mut idle = 0;
     loop {
         let text = target
             .http
@@ -38,7 +45,12 @@ pub async fn wait_for_drain(target: &Target, longest: Duration) -> anyhow::Resul
                 (value != 0.0).then(|| format!("{name}={value}"))
             })
             .collect();
-        if busy.is_empty() && gauge(&text, IDLE_WHEN_ZERO[2]).is_some() {
+        idle = if busy.is_empty() && gauge(&text, "affilync_journal_pending_records").is_some() {
+            idle + 1
+        } else {
+            0
+        };
+        if idle >= IDLE_SCRAPES {
             return Ok(started.elapsed());
         }
         if started.elapsed() >= longest {

@@ -5,7 +5,7 @@ use super::{counter_vec, gauge};
 /// Clicks between the redirect and the journal.
 #[derive(Clone)]
 pub struct ClickMetrics {
-    /// Clicks answered and waiting to be journaled.
+    /// Clicks answered and not journaled yet: queued, or in the batch being written.
     pub queue_depth: IntGauge,
     /// Clicks the queue holds before further ones are dropped.
     pub queue_capacity: IntGauge,
@@ -20,7 +20,7 @@ impl ClickMetrics {
             queue_depth: gauge(
                 registry,
                 "affilync_click_queue_depth",
-                "Clicks answered and waiting to be journaled",
+                "Clicks answered and not journaled yet (queued or being written)",
             ),
             queue_capacity: gauge(
                 registry,

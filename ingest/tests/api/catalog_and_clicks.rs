@@ -244,3 +244,21 @@ async fn each_click_gets_its_own_unguessable_id() {
     assert_ne!(a, b);
     assert!(a.len() >= 40, "{a}");
 }
+
+/// A node that reports itself drained holds no answered click back: its click queue gauge
+/// counts each click from before it is queued until its batch is journaled, and the
+/// journal's pending records take over from there. A click answered just before the
+/// drain waits for the next click batch (every 100 ms), so a drain that looked only at
+/// the journal returned before it was there.
+#[tokio::test]
+async fn answered_clicks_are_in_clickhouse_once_the_node_is_drained() {
+    let app = TestApp::spawn().await;
+    let net = app.network().await;
+    for _ in 0..5 {
+        let click = app.click(&net.link_url).await;
+        assert!(click.starts_with("clk_"));
+    }
+    app.drain().await;
+    assert_eq!(app.count_rows("clicks").await, 5);
+    assert_eq!(app.metric("affilync_click_queue_depth", &[]).await, 0.0);
+}

@@ -149,13 +149,24 @@ impl Api {
             .unwrap()
     }
 
-    /// Waits until every record this node journaled is in ClickHouse (the journal's
-    /// pending gauge reads 0), at most `DRAIN_DEADLINE`.
+    /// Waits until every record this node journaled, and every click it answered, is in
+    /// ClickHouse (the journal's pending records and the click queue read 0 in two scrapes
+    /// in a row), at most `DRAIN_DEADLINE`. One scrape is not enough: it samples pending
+    /// records before it reads the click queue, so a batch of clicks journaled in between
+    /// is in neither.
     pub async fn drain(&self) {
         let deadline = Instant::now() + DRAIN_DEADLINE;
+        let mut idle = 0;
         loop {
             let metrics = self.metrics().await;
-            if metric_value(&metrics, "affilync_journal_pending_records", &[]) == 0.0 {
+            let drained = [
+                "affilync_journal_pending_records",
+                "affilync_click_queue_depth",
+            ]
+            .iter()
+            .all(|name| metric_value(&metrics, name, &[]) == 0.0);
+            idle = if drained { idle + 1 } else { 0 };
+            if idle == 2 {
                 return;
             }
             assert!(
