@@ -6,7 +6,9 @@
 --
 -- Written by the same recompute as the hourly rows, whole (brand, UTC day) at a time, as
 -- a generation (version) holding every key the day has, so the same rules make them
--- exact: readers take each day's latest generation.
+-- exact: readers take each day's latest generation. A daily generation is the hourly
+-- one of the same version summed, so the two agree where a reader takes some hours of a
+-- day from each.
 CREATE TABLE IF NOT EXISTS report_conversions_daily (
     brand_id            String,
     day                 Date,

@@ -6,11 +6,18 @@
 //! parts are joined with `UNION ALL`. Every row carries a sign `s`: the hours moved out of a
 //! daily row's bucket are read once and stand twice, at their own time (+1) and at their
 //! UTC day's noon, where the daily row stands, negated (-1). Otherwise parts never overlap.
-//! Within a part, rows are taken from each (brand, UTC day)'s latest generation only (an
-//! `IN` on `max(version)`, much cheaper than FINAL on 18.16) as they are: a generation is
-//! one INSERT, and two writers draw the same one with a chance of 2^-32 (see the
-//! refresher's `generation`), so its rows are not deduplicated again here.
+//!
+//! Within a part, rows are taken from each (brand, UTC day)'s latest generation only, as
+//! they are: a generation is one INSERT, and two writers draw the same one with a chance of
+//! 2^-32 (see the refresher's `generation`), so its rows are not deduplicated again here.
+//! Which generation is latest is read first ([`generations_sql`]) and then named in the
+//! parts' reads, not found by a subquery of theirs: a query's reads of one table need not
+//! see the same parts, and a recompute that lands (and merges the older generation away)
+//! between them would leave that day with no rows at all. See `Store::report_groups` for
+//! how the named generations are checked to have stood throughout.
 
+use clickhouse::Row;
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::reports::{Columns, Conditions, time_ranges};
@@ -35,6 +42,35 @@ struct Part<'a> {
     grain: &'a Grain,
     ranges: &'a [(i64, i64)],
     placement: Placement,
+}
+
+/// A (brand, UTC day)'s latest generation in one table of one part of a report, as
+/// [`generations_sql`] reads it: `part` is [`Table::of`] the part's place in the union.
+#[derive(Row, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Generation {
+    part: u8,
+    brand_id: String,
+    generation_day: String,
+    version: u64,
+}
+
+/// Which of a grain's two tables a read is of.
+#[derive(Clone, Copy, PartialEq)]
+enum Table {
+    Clicks,
+    Conversions,
+}
+
+impl Table {
+    /// The number [`Generation::part`] gives this table of the union's `index`th part.
+    fn of(self, index: usize) -> u8 {
+        let table = match self {
+            Table::Clicks => 0,
+            Table::Conversions => 1,
+        };
+        // At most three parts (daily, hourly, moved hours).
+        (index * 2 + table) as u8
+    }
 }
 
 impl Placement {
@@ -125,10 +161,9 @@ const DAILY: Grain = Grain {
     link: "''",
 };
 
-/// Most hours [`hours_in`] lists. Each costs about 25 bytes, and the list is written twice
-/// in a query (the part and its latest-generation subquery): 2,000 of them keep a query
-/// well inside ClickHouse's `max_query_size` (256 KiB), and cover a 400-day report by local
-/// day in New York, which moves five hours a day.
+/// Most hours [`hours_in`] lists. Each costs about 25 bytes: 2,000 of them keep a query
+/// small (50 KB), and cover a 400-day report by local day in New York, which moves five
+/// hours a day.
 const MOST_LISTED_HOURS: usize = 2_000;
 
 /// The whole hours of `ranges` as an `IN` list: the moved hours are one to five a day, and
@@ -154,9 +189,8 @@ fn hours_in(ranges: &[(i64, i64)]) -> String {
 }
 
 impl Grain {
-    /// The WHERE of this grain's part: the report's owner and filters, its ranges, and
-    /// each day's latest generation.
-    fn conditions(&self, spec: &ReportSpec, part: &Part, table: &str, conversions: bool) -> Read {
+    /// The report's owner and filters, and this part's ranges.
+    fn conditions(&self, spec: &ReportSpec, part: &Part, conversions: bool) -> Conditions {
         let ranges = part.ranges;
         let time = match self.stored_time {
             "day" if !ranges.is_empty() => {
@@ -180,28 +214,85 @@ impl Grain {
             _ if part.placement == Placement::Moved => hours_in(ranges),
             _ => time_ranges(self.time, ranges),
         };
-        let conditions = Conditions::new(spec, time, conversions);
-        let day = self.day;
+        Conditions::new(spec, time, conversions)
+    }
+
+    /// The WHERE of this grain's part: its [`Grain::conditions`], and the generations
+    /// named for it (none: the part has no rows).
+    fn latest(
+        &self,
+        spec: &ReportSpec,
+        part: &Part,
+        table: Table,
+        generations: &[Generation],
+        id: u8,
+    ) -> Read {
+        let conditions = self.conditions(spec, part, table == Table::Conversions);
         // Generations are per brand; a brand's report reads one brand, and leaving the
         // String out of the tuple halves the cost of the IN.
-        let brand = match spec.scope {
-            ReportScope::Brand(_) => "",
-            ReportScope::Affiliate(_) => "brand_id, ",
-        };
+        let by_brand = matches!(spec.scope, ReportScope::Affiliate(_));
+        let mut binds = conditions.binds;
+        let named: Vec<String> = generations
+            .iter()
+            .filter(|g| g.part == id)
+            .map(|g| {
+                // A Date as text: the set converts it, one AST element where a toDate()
+                // call would be two.
+                let day = format!("'{}'", g.generation_day);
+                if by_brand {
+                    binds.push(g.brand_id.clone());
+                    format!("(?, {day}, {})", g.version)
+                } else {
+                    format!("({day}, {})", g.version)
+                }
+            })
+            .collect();
+        if named.is_empty() {
+            return Read {
+                sql: "0".into(),
+                binds: Vec::new(),
+            };
+        }
+        let brand = if by_brand { "brand_id, " } else { "" };
         Read {
             sql: format!(
-                "{where_} AND ({brand}{day}, version) IN (\
-                    SELECT {brand}{day} AS generation_day, max(version) FROM {table} \
-                    WHERE {where_} GROUP BY {brand}generation_day)",
-                where_ = conditions.sql
+                "{} AND ({brand}{}, version) IN ({})",
+                conditions.sql,
+                self.day,
+                named.join(", ")
             ),
-            binds: [conditions.binds.clone(), conditions.binds].concat(),
+            binds,
         }
     }
 
-    fn conversion_part(&self, spec: &ReportSpec, part: &Part) -> Read {
+    /// The latest generation of each (brand, UTC day) among this part's rows.
+    fn generations(&self, spec: &ReportSpec, part: &Part, table: Table, id: u8) -> Read {
+        let conditions = self.conditions(spec, part, table == Table::Conversions);
+        let name = match table {
+            Table::Clicks => self.clicks,
+            Table::Conversions => self.conversions,
+        };
+        Read {
+            sql: format!(
+                "SELECT toUInt8({id}) AS part, brand_id, toString({day}) AS generation_day, \
+                        max(version) AS version \
+                 FROM {name} WHERE {where_} GROUP BY brand_id, generation_day",
+                day = self.day,
+                where_ = conditions.sql
+            ),
+            binds: conditions.binds,
+        }
+    }
+
+    fn conversion_part(
+        &self,
+        spec: &ReportSpec,
+        (index, part): (usize, &Part),
+        generations: &[Generation],
+    ) -> Read {
         let table = self.conversions;
-        let conditions = self.conditions(spec, part, table, true);
+        let id = Table::Conversions.of(index);
+        let conditions = self.latest(spec, part, Table::Conversions, generations, id);
         let figures = CONVERSION_FIGURES.join(", ");
         let read = format!(
             "SELECT {time}, campaign_id AS k_campaign, affiliate_id AS k_affiliate, \
@@ -220,9 +311,15 @@ impl Grain {
         }
     }
 
-    fn click_part(&self, spec: &ReportSpec, part: &Part) -> Read {
+    fn click_part(
+        &self,
+        spec: &ReportSpec,
+        (index, part): (usize, &Part),
+        generations: &[Generation],
+    ) -> Read {
         let table = self.clicks;
-        let conditions = self.conditions(spec, part, table, false);
+        let id = Table::Clicks.of(index);
+        let conditions = self.latest(spec, part, Table::Clicks, generations, id);
         // Signed where the sign is known: in the read, or after the moved hours' ARRAY JOIN.
         let (read_clicks, placed_clicks) = match part.placement {
             Placement::Once => ("toInt64(clicks) AS signed_clicks", "signed_clicks"),
@@ -245,30 +342,36 @@ impl Grain {
     }
 }
 
-/// Both grains' parts of a report, the moved hours among them, as one `UNION ALL`.
-fn union(grains: &RollupGrains, read: impl Fn(&Part) -> Read) -> Read {
+/// Both grains' parts of a report, the moved hours among them, in their order.
+fn parts(grains: &RollupGrains) -> Vec<Part<'_>> {
     let mut parts = Vec::new();
     if !grains.daily.is_empty() {
-        parts.push(read(&Part {
+        parts.push(Part {
             grain: &DAILY,
             ranges: &grains.daily,
             placement: Placement::Once,
-        }));
+        });
     }
     if !grains.hourly.is_empty() || parts.is_empty() {
-        parts.push(read(&Part {
+        parts.push(Part {
             grain: &HOURLY,
             ranges: &grains.hourly,
             placement: Placement::Once,
-        }));
+        });
     }
     if !grains.moved.is_empty() {
-        parts.push(read(&Part {
+        parts.push(Part {
             grain: &HOURLY,
             ranges: &grains.moved,
             placement: Placement::Moved,
-        }));
+        });
     }
+    parts
+}
+
+/// `read` of every part, joined with `UNION ALL`.
+fn union(grains: &RollupGrains, read: impl Fn((usize, &Part)) -> Read) -> Read {
+    let parts: Vec<Read> = parts(grains).iter().enumerate().map(read).collect();
     Read {
         sql: parts
             .iter()
@@ -279,9 +382,75 @@ fn union(grains: &RollupGrains, read: impl Fn(&Part) -> Read) -> Read {
     }
 }
 
+/// The latest generation of each (brand, UTC day) in every table of every part of a
+/// report, rows of [`Generation`].
+pub(super) fn generations_sql(spec: &ReportSpec, grains: &RollupGrains) -> Read {
+    union(grains, |(index, part)| {
+        let clicks = part
+            .grain
+            .generations(spec, part, Table::Clicks, Table::Clicks.of(index));
+        let conversions =
+            part.grain
+                .generations(spec, part, Table::Conversions, Table::Conversions.of(index));
+        Read {
+            sql: format!("{} UNION ALL {}", clicks.sql, conversions.sql),
+            binds: [clicks.binds, conversions.binds].concat(),
+        }
+    })
+}
+
+/// The (brand, UTC day)s whose moved hours come from another generation than their daily
+/// rows: the moved hours stand negated beside the daily row, and only that generation's
+/// hours are part of it. A recompute writes a day's hourly generation just before its
+/// daily one (the hourly one summed, at the same version), so for that moment the two
+/// differ; a node stopped between the two leaves them so until the day is recomputed.
+pub(super) fn days_moved_hours_disagree(
+    grains: &RollupGrains,
+    generations: &[Generation],
+) -> Vec<(String, String)> {
+    let parts = parts(grains);
+    let daily = parts
+        .iter()
+        .position(|part| part.grain.stored_time == "day");
+    let moved = parts
+        .iter()
+        .position(|part| part.placement == Placement::Moved);
+    let (Some(daily), Some(moved)) = (daily, moved) else {
+        return Vec::new();
+    };
+    let mut days = Vec::new();
+    for table in [Table::Clicks, Table::Conversions] {
+        let (daily, moved) = (table.of(daily), table.of(moved));
+        let of_days: std::collections::HashMap<(&str, &str), u64> = generations
+            .iter()
+            .filter(|g| g.part == daily)
+            .map(|g| ((g.brand_id.as_str(), g.generation_day.as_str()), g.version))
+            .collect();
+        days.extend(
+            generations
+                .iter()
+                .filter(|g| g.part == moved)
+                .filter(|g| {
+                    of_days.get(&(g.brand_id.as_str(), g.generation_day.as_str()))
+                        != Some(&g.version)
+                })
+                .map(|g| (g.brand_id.clone(), g.generation_day.clone())),
+        );
+    }
+    days.sort_unstable();
+    days.dedup();
+    days
+}
+
 /// Clicks of the rollups: `t`, `k_campaign`, `k_affiliate`, `k_link` and `signed_clicks` (negative in the moved hours taken away).
-pub(super) fn rollup_clicks(spec: &ReportSpec, grains: &RollupGrains) -> Read {
-    union(grains, |part| part.grain.click_part(spec, part))
+pub(super) fn rollup_clicks(
+    spec: &ReportSpec,
+    grains: &RollupGrains,
+    generations: &[Generation],
+) -> Read {
+    union(grains, |part| {
+        part.1.grain.click_part(spec, part, generations)
+    })
 }
 
 /// Conversions of the rollups under the names of the raw reads' latest versions, `n`
@@ -291,9 +460,12 @@ pub(super) fn rollup_clicks(spec: &ReportSpec, grains: &RollupGrains) -> Read {
 pub(super) fn rollup_conversions(
     spec: &ReportSpec,
     grains: &RollupGrains,
+    generations: &[Generation],
     per_status: bool,
 ) -> Read {
-    let rows = union(grains, |part| part.grain.conversion_part(spec, part));
+    let rows = union(grains, |part| {
+        part.1.grain.conversion_part(spec, part, generations)
+    });
     let keys = "t AS latest_created_at, k_campaign AS latest_campaign_id, \
         k_affiliate AS latest_affiliate_id, k_link AS latest_link_id, \
         k_event_type AS latest_event_type, k_currency AS latest_currency, \
@@ -362,7 +534,52 @@ pub(super) fn rollup_conversions(
 
 #[cfg(test)]
 mod tests {
-    use super::{MOST_LISTED_HOURS, hours_in};
+    use super::{Generation, MOST_LISTED_HOURS, Table, days_moved_hours_disagree, hours_in};
+    use crate::reports::RollupGrains;
+
+    #[test]
+    fn moved_hours_agree_only_with_their_days_generation() {
+        let day = 86_400;
+        // Parts: daily (0), hourly (1), moved hours (2).
+        let grains = RollupGrains {
+            daily: vec![(day, 3 * day)],
+            hourly: vec![(3 * day, 3 * day + 3600)],
+            moved: vec![(2 * day - 3600, 2 * day)],
+        };
+        let generation = |table: Table, part: usize, day: &str, version: u64| Generation {
+            part: table.of(part),
+            brand_id: "brd_1".into(),
+            generation_day: day.into(),
+            version,
+        };
+        let mut generations = vec![
+            generation(Table::Clicks, 0, "1970-01-02", 7),
+            generation(Table::Clicks, 0, "1970-01-03", 8),
+            generation(Table::Conversions, 0, "1970-01-02", 7),
+            generation(Table::Clicks, 1, "1970-01-04", 9),
+            generation(Table::Clicks, 2, "1970-01-02", 7),
+            generation(Table::Conversions, 2, "1970-01-02", 7),
+        ];
+        let disagree = |grains: &RollupGrains, generations: &[Generation]| {
+            days_moved_hours_disagree(grains, generations)
+                .into_iter()
+                .map(|(_, day)| day)
+                .collect::<Vec<_>>()
+        };
+        assert!(disagree(&grains, &generations).is_empty());
+        // The day's hourly generation written, its daily one not yet.
+        generations[5].version = 10;
+        assert_eq!(disagree(&grains, &generations), ["1970-01-02"]);
+        // Moved hours of a day with no daily rows at all.
+        generations[5] = generation(Table::Conversions, 2, "1970-01-03", 8);
+        assert_eq!(disagree(&grains, &generations), ["1970-01-03"]);
+        // Without moved hours there is nothing to agree on.
+        let whole_days = RollupGrains {
+            moved: Vec::new(),
+            ..grains
+        };
+        assert!(disagree(&whole_days, &generations).is_empty());
+    }
 
     #[test]
     fn moved_hours_are_listed_until_the_list_would_be_too_long() {

@@ -12,16 +12,42 @@
 //! them: the rollup rows are renamed to the columns the raw rows have, and the outer query
 //! is the same.
 
+use std::time::Duration;
+
 use clickhouse::Row;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::deadline::Exchange;
-use super::report_rollups::{ROLLUP_KEYS, rollup_clicks, rollup_conversions};
+use super::report_rollups::{
+    Generation, ROLLUP_KEYS, days_moved_hours_disagree, generations_sql, rollup_clicks,
+    rollup_conversions,
+};
 use super::{Store, StoreError};
 use crate::reports::{
     ClickGroup, ConversionGroup, Dimension, Granularity, ReportScope, ReportSource, ReportSpec,
+    RollupGrains,
 };
+
+/// How many times a report is read from the rollups while they keep being recomputed under
+/// it (see [`Store::rollup_groups`]); a pass takes well under a second and runs every few.
+const ROLLUP_ATTEMPTS: usize = 3;
+
+/// The pauses before reading a day's generations again while its daily and hourly rollups
+/// are a recompute's two INSERTs apart (see [`Store::rollup_groups`]): longer, together,
+/// than the INSERT of a day's daily rows takes.
+const DISAGREEMENT_WAITS: [Duration; 5] = [
+    Duration::from_millis(5),
+    Duration::from_millis(10),
+    Duration::from_millis(20),
+    Duration::from_millis(40),
+    Duration::from_millis(80),
+];
+
+/// The longest report query ClickHouse parses (see `Store::report_query`): about 200,000
+/// generations of an affiliate's report.
+const REPORT_QUERY_BYTES: usize = 16 << 20;
+const REPORT_QUERY_ELEMENTS: usize = 1_000_000;
 
 /// Each conversion of `{table}` matching `{conditions}` once, in its latest version, by a
 /// FINAL read, under names that do not shadow the stored columns (which the WHERE reads).
@@ -201,31 +227,139 @@ impl Conditions {
 }
 
 impl Store {
-    /// The click and conversion groups of a report, in no order.
+    /// The click and conversion groups of a report, in no order, and which figures
+    /// answered them.
     ///
     /// `source` is the caller's choice: rollups are exact only where
-    /// [`ReportSpec::rollups_apply`].
+    /// [`ReportSpec::rollups_apply`]. When they cannot be read consistently (see
+    /// [`Store::rollup_groups`]) the raw rows answer: exact, only slower.
     pub async fn report_groups(
         &self,
         spec: &ReportSpec,
         source: ReportSource,
-    ) -> Result<(Vec<ClickGroup>, Vec<ConversionGroup>), StoreError> {
+    ) -> Result<(Vec<ClickGroup>, Vec<ConversionGroup>, ReportSource), StoreError> {
         let zone = zone_literal(&spec.time_zone_name)?;
-        tokio::try_join!(
-            self.click_groups(spec, &zone, source),
-            self.conversion_groups(spec, &zone, source)
-        )
+        if source == ReportSource::Rollups
+            && let Some((clicks, conversions)) = self.rollup_groups(spec, &zone).await?
+        {
+            return Ok((clicks, conversions, ReportSource::Rollups));
+        }
+        let (clicks, conversions) = tokio::try_join!(
+            self.click_groups(spec, &zone, None),
+            self.conversion_groups(spec, &zone, None)
+        )?;
+        Ok((clicks, conversions, ReportSource::Raw))
+    }
+
+    /// A report from the rollups, or none when they kept changing under it.
+    ///
+    /// Each (brand, UTC day)'s latest generation is read first and the report reads exactly
+    /// those; then the generations are read again. Unchanged, no newer generation stood at
+    /// any moment in between (a newer version, once written, stays the latest until a newer
+    /// one still), so none of the named ones can have been merged away while the report
+    /// read them. Changed, the report is read again with the new ones, at most
+    /// [`ROLLUP_ATTEMPTS`] times. A day whose moved hours are of another generation than
+    /// its daily rows ([`days_moved_hours_disagree`]) is waited for, a recompute's two
+    /// INSERTs apart, for at most [`DISAGREEMENT_WAITS`]; still apart, the day is marked for
+    /// the refresher to recompute whole.
+    async fn rollup_groups(
+        &self,
+        spec: &ReportSpec,
+        zone: &str,
+    ) -> Result<Option<(Vec<ClickGroup>, Vec<ConversionGroup>)>, StoreError> {
+        let grains = spec.rollup_grains();
+        let mut generations = self.rollup_generations(spec, &grains).await?;
+        let mut waits = DISAGREEMENT_WAITS.iter();
+        let mut reads = 0;
+        loop {
+            let apart = days_moved_hours_disagree(&grains, &generations);
+            if !apart.is_empty() {
+                let Some(wait) = waits.next() else {
+                    tracing::warn!(
+                        days = apart.len(),
+                        "daily and hourly report rollups disagree; the days are recomputed"
+                    );
+                    self.mark_report_days(&apart).await?;
+                    return Ok(None);
+                };
+                tokio::time::sleep(*wait).await;
+                generations = self.rollup_generations(spec, &grains).await?;
+                continue;
+            }
+            if reads == ROLLUP_ATTEMPTS {
+                tracing::info!("report rollups were recomputed during every read");
+                return Ok(None);
+            }
+            reads += 1;
+            let (clicks, conversions) = tokio::try_join!(
+                self.click_groups(spec, zone, Some(&generations)),
+                self.conversion_groups(spec, zone, Some(&generations))
+            )?;
+            let after = self.rollup_generations(spec, &grains).await?;
+            if after == generations {
+                return Ok(Some((clicks, conversions)));
+            }
+            generations = after;
+        }
+    }
+
+    /// A read of a report. On a cluster every read of one goes to the same replica of each
+    /// shard while it is up (the first in the cluster's order): the generations a report
+    /// names are then those of the replica it reads, not of one that may lag behind.
+    ///
+    /// A report names every generation it reads, one `(brand, day, version)` per UTC day
+    /// and brand: an affiliate's 400-day report over a dozen brands is more than
+    /// ClickHouse parses by default (256 KiB, 50,000 syntax tree elements), so reports may
+    /// be up to [`REPORT_QUERY_BYTES`] and [`REPORT_QUERY_ELEMENTS`].
+    fn report_query(&self, sql: &str) -> clickhouse::query::Query {
+        let query = self
+            .read_client()
+            .query(sql)
+            .with_setting("max_query_size", REPORT_QUERY_BYTES.to_string())
+            .with_setting("max_ast_elements", REPORT_QUERY_ELEMENTS.to_string())
+            .with_setting(
+                "max_expanded_ast_elements",
+                REPORT_QUERY_ELEMENTS.to_string(),
+            );
+        if self.cluster().is_some() {
+            query.with_setting("load_balancing", "in_order")
+        } else {
+            query
+        }
+    }
+
+    /// Each (brand, UTC day)'s latest rollup generation in every part of the report, in
+    /// one order.
+    async fn rollup_generations(
+        &self,
+        spec: &ReportSpec,
+        grains: &RollupGrains,
+    ) -> Result<Vec<Generation>, StoreError> {
+        let read = generations_sql(spec, grains);
+        let mut query = self.report_query(&read.sql);
+        for bind in &read.binds {
+            query = query.bind(bind);
+        }
+        let mut generations = self
+            .within(
+                Exchange::Read,
+                "report rollup generations",
+                query.fetch_all::<Generation>(),
+            )
+            .await?;
+        generations.sort_unstable();
+        Ok(generations)
     }
 
     async fn click_groups(
         &self,
         spec: &ReportSpec,
         zone: &str,
-        source: ReportSource,
+        generations: Option<&[Generation]>,
     ) -> Result<Vec<ClickGroup>, StoreError> {
         let dimensions = spec.click_dimensions();
-        let (sql, binds) = match source {
-            ReportSource::Raw => {
+        let (sql, binds) = match generations {
+            None => {
                 let range = time_ranges(
                     "clicked_at",
                     &[(spec.from.unix_timestamp(), spec.until.unix_timestamp())],
@@ -239,8 +373,8 @@ impl Store {
                 );
                 (sql, conditions.binds)
             }
-            ReportSource::Rollups => {
-                let rows = rollup_clicks(spec, &spec.rollup_grains());
+            Some(generations) => {
+                let rows = rollup_clicks(spec, &spec.rollup_grains(), generations);
                 let sql = format!(
                     // Moved hours add and take away: a bucket they emptied is no row.
                     "SELECT {} AS dims, toUInt64(sum(signed_clicks)) AS clicks FROM ({}) \
@@ -251,7 +385,7 @@ impl Store {
                 (sql, rows.binds)
             }
         };
-        let mut query = self.read_client().query(&sql);
+        let mut query = self.report_query(&sql);
         for bind in &binds {
             query = query.bind(bind);
         }
@@ -275,10 +409,10 @@ impl Store {
         &self,
         spec: &ReportSpec,
         zone: &str,
-        source: ReportSource,
+        generations: Option<&[Generation]>,
     ) -> Result<Vec<ConversionGroup>, StoreError> {
-        let (from, binds) = match source {
-            ReportSource::Raw => {
+        let (from, binds) = match generations {
+            None => {
                 let table = match &spec.scope {
                     ReportScope::Brand(_) => "conversions_by_brand",
                     ReportScope::Affiliate(_) => "conversions_by_affiliate",
@@ -293,10 +427,10 @@ impl Store {
                     .replace("{conditions}", &conditions.sql);
                 (from, conditions.binds)
             }
-            ReportSource::Rollups => {
+            Some(generations) => {
                 let per_status =
                     spec.filter.status.is_some() || spec.group_by.contains(&Dimension::Status);
-                let rows = rollup_conversions(spec, &spec.rollup_grains(), per_status);
+                let rows = rollup_conversions(spec, &spec.rollup_grains(), generations, per_status);
                 (rows.sql, rows.binds)
             }
         };
@@ -320,8 +454,7 @@ impl Store {
             dims = dims_sql(&spec.group_by, &LATEST, zone),
         );
         let mut query = self
-            .read_client()
-            .query(&sql)
+            .report_query(&sql)
             .with_setting("optimize_move_to_prewhere", "0");
         for bind in &binds {
             query = query.bind(bind);

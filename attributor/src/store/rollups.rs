@@ -14,6 +14,11 @@ use super::{Store, StoreError};
 const FIGURES: &str = "pending, approved, rejected, amount_pending, amount_approved, \
     amount_rejected, commission_pending, commission_approved, commission_rejected";
 
+/// [`FIGURES`] summed over rollup rows.
+const FIGURE_SUMS: &str = "sum(pending), sum(approved), sum(rejected), sum(amount_pending), \
+    sum(amount_approved), sum(amount_rejected), sum(commission_pending), \
+    sum(commission_approved), sum(commission_rejected)";
+
 /// [`FIGURES`] from latest versions of conversions.
 const SUMS: &str = "countIf(latest_status = 'pending'), countIf(latest_status = 'approved'), \
     countIf(latest_status = 'rejected'), sumIf(latest_amount, latest_status = 'pending'), \
@@ -81,6 +86,23 @@ impl Store {
             .collect()
     }
 
+    /// Marks (brand, UTC day)s for the refresher to recompute, as an INSERT into the
+    /// conversions would: `days` are `(brand_id, "YYYY-MM-DD")`.
+    pub async fn mark_report_days(&self, days: &[(String, String)]) -> Result<(), StoreError> {
+        if days.is_empty() {
+            return Ok(());
+        }
+        let values = vec!["(?, toDate(?), now())"; days.len()].join(", ");
+        let mut query = self.client().query(&format!(
+            "INSERT INTO report_dirty_days (brand_id, day, marked_at) VALUES {values}"
+        ));
+        for (brand, day) in days {
+            query = query.bind(brand).bind(day);
+        }
+        self.within(Exchange::Write, "report day marks", query.execute())
+            .await
+    }
+
     /// Deletes the marks older than `before`, the start of the latest complete refresh pass
     /// less its margin (see [`crate::reports::RollupRefresher`]): the day of each of them
     /// was recomputed by a recompute that began more than the margin after the mark, so
@@ -137,8 +159,17 @@ impl Store {
              AND clicked_at < toDateTime({until})"
         );
         let day = dirty.day.to_string();
-        // The hourly rows by link, then the daily ones without it: each read of the day is
-        // its own INSERT … SELECT, and a day's generation of either is one part.
+        // The hourly rows are read from the day's rows; the daily ones are the hourly
+        // generation just written, summed without the link and hour, right after it. So a
+        // day's daily and hourly rows of one generation agree to the unit (readers that
+        // take some hours of a day from each rely on it, and wait out the moment between
+        // the two), and the day's conversions are read once.
+        let generation_of_the_day = |table: &str| {
+            format!(
+                "FROM {table} WHERE brand_id = ? AND hour >= toDateTime({from}) \
+                 AND hour < toDateTime({until}) AND version = {version}"
+            )
+        };
         let statements = [
             (
                 "conversion rollup refresh",
@@ -160,12 +191,12 @@ impl Store {
                     "INSERT INTO report_conversions_daily (brand_id, day, campaign_id, \
                          affiliate_id, event_type, currency, commission_currency, version, \
                          {FIGURES}) \
-                     SELECT ?, toDate('{day}'), latest_campaign_id, latest_affiliate_id, \
-                            latest_event_type, latest_currency, latest_commission_currency, \
-                            {version}, {SUMS} \
-                     FROM ({latest}) \
-                     GROUP BY latest_campaign_id, latest_affiliate_id, latest_event_type, \
-                              latest_currency, latest_commission_currency"
+                     SELECT brand_id, toDate('{day}'), campaign_id, affiliate_id, event_type, \
+                            currency, commission_currency, {version}, {FIGURE_SUMS} \
+                     {generation_of_the_day} \
+                     GROUP BY brand_id, campaign_id, affiliate_id, event_type, currency, \
+                              commission_currency",
+                    generation_of_the_day = generation_of_the_day("report_conversions_hourly"),
                 ),
             ),
             (
@@ -185,9 +216,10 @@ impl Store {
                     "INSERT INTO report_clicks_daily (brand_id, day, campaign_id, \
                          affiliate_id, version, clicks) \
                      SELECT brand_id, toDate('{day}'), campaign_id, affiliate_id, {version}, \
-                            uniqExact(click_id) \
-                     {clicks_of_the_day} \
-                     GROUP BY brand_id, campaign_id, affiliate_id"
+                            sum(clicks) \
+                     {generation_of_the_day} \
+                     GROUP BY brand_id, campaign_id, affiliate_id",
+                    generation_of_the_day = generation_of_the_day("report_clicks_hourly"),
                 ),
             ),
         ];

@@ -54,14 +54,15 @@ pub async fn report(
     } else {
         ReportSource::Raw
     };
-    let (clicks, conversions) = state.store.report_groups(&asked.spec, source).await?;
+    let (clicks, conversions, source) = state.store.report_groups(&asked.spec, source).await?;
     let table = ReportTable::build(&asked.spec, clicks, conversions);
     let mut response = match asked.format {
         ReportFormat::Json => HttpResponse::Ok().json(json_answer(&asked, &table)),
         ReportFormat::Csv => csv_answer(&asked, table),
     };
     // Which figures answered: the rollups (as fresh as their last refresh) or the raw rows
-    // (as fresh as the shipping); and of the rollups, which grains.
+    // (as fresh as the shipping; also when the rollups kept being recomputed under the
+    // report); and of the rollups, which grains.
     let (source, grain) = match source {
         ReportSource::Rollups => ("rollups", Some(asked.spec.rollup_grains().name())),
         ReportSource::Raw => ("raw", None),
