@@ -233,6 +233,11 @@ impl Store {
             for _ in 0..sql.matches('?').count() {
                 query = query.bind(brand);
             }
+            if self.cluster().is_some() {
+                // The daily rows read the hourly generation just written: from the replica
+                // it was written to (the first up, for both), not one still fetching it.
+                query = query.with_setting("load_balancing", "in_order");
+            }
             self.within(Exchange::Bulk, what, query.execute()).await?;
         }
         self.within(
