@@ -159,23 +159,27 @@ async fn a_batch_refused_in_part_ends_as_one_row_in_every_table() {
         }
     };
 
-    // Between the INSERTs: conversions are written, commissions are refused.
+    // Between the INSERTs: conversions are written, commissions are refused (counted under
+    // either kind, as below).
     ddl("DETACH TABLE commissions").await;
     answers.extend(report("between").await);
     app.wait_for_metric(
         "affilync_shipper_errors_total",
-        &[("table", "commissions"), ("kind", "refused")],
+        &[("table", "commissions")],
         |v| v >= 1.0,
     )
     .await;
     ddl("ATTACH TABLE commissions").await;
 
-    // During the fan-out: the conversions INSERT fails in its materialized view.
+    // During the fan-out: the conversions INSERT fails in its materialized view. Counted
+    // under either kind: ClickHouse answers with the exception while the rows are still
+    // streaming in, and may close the connection before the client reads it (the client
+    // then sees a broken exchange, which is retryable).
     ddl("DETACH TABLE conversions_by_brand").await;
     answers.extend(report("during").await);
     app.wait_for_metric(
         "affilync_shipper_errors_total",
-        &[("table", "conversions"), ("kind", "refused")],
+        &[("table", "conversions")],
         |v| v >= 1.0,
     )
     .await;
