@@ -40,6 +40,34 @@ fn conversion(click: &str, order: &str, amount: &str) -> Value {
 }
 
 /// Every row `sql` selects from `database`, read through node `n`.
+/// A conversion's answer without what each node stamps from its own clock.
+fn without_clock(data: &Value) -> Value {
+    let mut data = data.clone();
+    for field in ["created_at", "updated_at"] {
+        data.as_object_mut().unwrap().remove(field);
+    }
+    data["attribution"]
+        .as_object_mut()
+        .unwrap()
+        .remove("seconds_from_click");
+    data
+}
+
+fn created_at(body: &Value) -> i64 {
+    let text = body["data"]["created_at"].as_str().unwrap();
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp()
+}
+
+/// ClickHouse's JSON gives 64-bit integers as strings, narrower ones as numbers.
+fn json_i64(value: &Value) -> i64 {
+    value
+        .as_i64()
+        .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+        .unwrap()
+}
+
 async fn rows_at(n: usize, database: &str, sql: &str) -> Vec<Value> {
     clickhouse_rows_at(&cluster().node_url(n), database, sql).await
 }
@@ -148,17 +176,49 @@ async fn the_same_order_sent_to_two_nodes_is_one_conversion() {
         })
     }))
     .await;
+    // Neither node can see the other's journal, so each stamps the order with its own
+    // clock: everything else agrees, and ClickHouse keeps one of the two (the later
+    // version), never a mix.
+    let mut acknowledged: HashMap<String, Vec<i64>> = HashMap::new();
     for pair in answers.chunks(2) {
         assert!(
             pair.iter().all(|(status, _)| status.is_success()),
             "{pair:?}"
         );
-        assert_eq!(pair[0].1["data"], pair[1].1["data"]);
+        assert_eq!(
+            without_clock(&pair[0].1["data"]),
+            without_clock(&pair[1].1["data"]),
+            "{pair:?}"
+        );
+        let order = pair[0].1["data"]["order_id"].as_str().unwrap().to_owned();
+        acknowledged.insert(
+            order,
+            pair.iter().map(|(_, body)| created_at(body)).collect(),
+        );
     }
     drain(&first).await;
     drain(&second).await;
     let db = &first.database;
     let brand = &net.brand_id;
+    let stored = rows_at(
+        1,
+        db,
+        &format!(
+            "SELECT order_id, toUnixTimestamp(created_at) AS at FROM conversions FINAL \
+             WHERE brand_id = '{brand}' AND order_id LIKE 'both-%'"
+        ),
+    )
+    .await;
+    assert_eq!(stored.len(), 20, "{stored:?}");
+    for row in &stored {
+        let order = row["order_id"].as_str().unwrap();
+        let at = json_i64(&row["at"]);
+        assert!(
+            acknowledged[order].contains(&at),
+            "{order} stored at {at}, acknowledged at {:?}",
+            acknowledged[order]
+        );
+    }
     for n in 1..=4 {
         let where_ = format!("brand_id = '{brand}' AND order_id LIKE 'both-%'");
         assert_eq!(
