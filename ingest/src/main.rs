@@ -14,6 +14,9 @@ use tracing_subscriber::EnvFilter;
 
 /// Most of a request's allocations are short-lived and cross threads (handler, attribution
 /// worker, journal); glibc's allocator spent a fifth of the service's CPU on them under load.
+/// Built without transparent huge pages (`no_thp`): with them, every 2 MiB region the
+/// allocator touched was resident whole, and with 10 M conversions stored the service held
+/// about 35 MB more idle and 55 MB more at peak under load, and was no faster.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
