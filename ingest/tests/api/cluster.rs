@@ -13,7 +13,9 @@ use attributor::domain::{BrandId, ConversionId};
 use crate::common::cluster::{self, cluster, exclusive, migrated_database, shared};
 use crate::common::load::{Answer, Load, verify};
 use crate::common::process::ServiceProcess;
-use crate::common::{Api, TestApp, TestOptions, clickhouse_rows_at, json_body, metric_value};
+use crate::common::{
+    Api, TestApp, TestOptions, clickhouse_rows_at, json_body, json_u64, metric_value,
+};
 
 /// Longest the cluster tests wait for a journal to drain: after a replica's restart,
 /// shipping resumes only once the replica has rejoined (its old ZooKeeper session expired).
@@ -39,7 +41,6 @@ fn conversion(click: &str, order: &str, amount: &str) -> Value {
     json!({"click_id": click, "order_id": order, "amount": amount})
 }
 
-/// Every row `sql` selects from `database`, read through node `n`.
 /// A conversion's answer without what each node stamps from its own clock.
 fn without_clock(data: &Value) -> Value {
     let mut data = data.clone();
@@ -53,21 +54,14 @@ fn without_clock(data: &Value) -> Value {
     data
 }
 
-fn created_at(body: &Value) -> i64 {
+fn created_at(body: &Value) -> u64 {
     let text = body["data"]["created_at"].as_str().unwrap();
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .unwrap()
-        .unix_timestamp()
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap();
+    u64::try_from(at.unix_timestamp()).unwrap()
 }
 
-/// ClickHouse's JSON gives 64-bit integers as strings, narrower ones as numbers.
-fn json_i64(value: &Value) -> i64 {
-    value
-        .as_i64()
-        .or_else(|| value.as_str().and_then(|text| text.parse().ok()))
-        .unwrap()
-}
-
+/// Every row `sql` selects from `database`, read through node `n`.
 async fn rows_at(n: usize, database: &str, sql: &str) -> Vec<Value> {
     clickhouse_rows_at(&cluster().node_url(n), database, sql).await
 }
@@ -179,7 +173,7 @@ async fn the_same_order_sent_to_two_nodes_is_one_conversion() {
     // Neither node can see the other's journal, so each stamps the order with its own
     // clock: everything else agrees, and ClickHouse keeps one of the two (the later
     // version), never a mix.
-    let mut acknowledged: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut acknowledged: HashMap<String, Vec<u64>> = HashMap::new();
     for pair in answers.chunks(2) {
         assert!(
             pair.iter().all(|(status, _)| status.is_success()),
@@ -212,7 +206,7 @@ async fn the_same_order_sent_to_two_nodes_is_one_conversion() {
     assert_eq!(stored.len(), 20, "{stored:?}");
     for row in &stored {
         let order = row["order_id"].as_str().unwrap();
-        let at = json_i64(&row["at"]);
+        let at = json_u64(&row["at"]);
         assert!(
             acknowledged[order].contains(&at),
             "{order} stored at {at}, acknowledged at {:?}",

@@ -321,13 +321,12 @@ pub async fn json_body(response: Response) -> (StatusCode, Value) {
 
 /// The one number a count query's rows hold (ClickHouse's JSON writes UInt64 as a string).
 pub fn single_number(rows: &[Value]) -> u64 {
-    let value = rows[0]
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let value = rows[0].as_object().unwrap().values().next().unwrap();
+    json_u64(value)
+}
+
+/// A ClickHouse JSON number: UInt64 is written as a string, narrower types as numbers.
+pub fn json_u64(value: &Value) -> u64 {
     match value {
         Value::String(text) => text.parse().unwrap(),
         other => other.as_u64().unwrap(),
