@@ -2,14 +2,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use fastbloom::AtomicBloomFilter;
+use parking_lot::Mutex;
 
 /// A false positive costs a batched ClickHouse lookup, and while ClickHouse is away a
 /// refusal (503): an order the filter is unsure of cannot be confirmed new. At 1% a
 /// 30-second outage at 500 req/s refused about 60 new orders, at 0.1% two; at 0.001%
-/// (3 bytes per stored conversion, 17 hashes) the same outage refuses one order in about
-/// fifty such outages, for 15 MB more at ten million conversions than 0.1% took.
-const FALSE_POSITIVE_RATE: f64 = 0.000_01;
+/// the same outage refuses one order in about fifty such outages.
+///
+/// The filter is split-block (Parquet's layout): a key's eight bits all lie in one
+/// 32-byte block, so an insert or a look-up touches one cache line. A classic filter at
+/// this rate sets 17 bits spread over the whole array: 17 cache and TLB misses per new
+/// order, measured at 2.5% of the service's CPU under `postback-unique` plus most of the
+/// bloom sync's. The price is memory: 41 bits per key for 0.001% (Parquet's sizing
+/// table) against 24: 64 MB for 12.5 M keys where the classic filter took 37 MB
+/// (`benches/benches/bloom.rs`: an insert 3.3 times, a look-up 1.5 times faster).
+const BITS_PER_KEY: usize = 41;
 
 /// Room for growth a filter is built with: a quarter more than what it starts with.
 pub const HEADROOM: f64 = 1.25;
@@ -28,7 +35,9 @@ pub struct SeededBloom {
 }
 
 pub struct Filter {
-    bits: AtomicBloomFilter,
+    /// Behind a lock because the crate's filter takes `&mut` to insert; an insert or a
+    /// look-up holds it for one block's worth of work.
+    bits: Mutex<sbbf_rs_safe::Filter>,
     capacity: u64,
     /// Keys inserted that were not there yet: distinct keys, less the false positives.
     distinct: AtomicU64,
@@ -38,17 +47,28 @@ impl Filter {
     pub fn with_capacity(expected_items: u64) -> Self {
         let capacity = expected_items.max(1_000);
         Self {
-            bits: AtomicBloomFilter::with_false_pos(FALSE_POSITIVE_RATE)
-                .expected_items(usize::try_from(capacity).unwrap_or(usize::MAX)),
+            bits: Mutex::new(sbbf_rs_safe::Filter::new(
+                BITS_PER_KEY,
+                usize::try_from(capacity).unwrap_or(usize::MAX / BITS_PER_KEY),
+            )),
             capacity,
             distinct: AtomicU64::new(0),
         }
     }
 
     pub fn insert(&self, dedup_key: u64) {
-        if !self.bits.insert_hash(dedup_key) {
+        let was_there = self.bits.lock().insert_hash(dedup_key);
+        if !was_there {
             self.distinct.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub fn contains(&self, dedup_key: u64) -> bool {
+        self.bits.lock().contains_hash(dedup_key)
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.bits.lock().as_bytes().len()
     }
 
     pub fn distinct(&self) -> u64 {
@@ -66,7 +86,7 @@ impl SeededBloom {
     }
 
     pub fn may_contain(&self, dedup_key: u64) -> bool {
-        !self.seeded.load(Ordering::Acquire) || self.current.load().bits.contains_hash(dedup_key)
+        !self.seeded.load(Ordering::Acquire) || self.current.load().contains(dedup_key)
     }
 
     pub fn insert(&self, dedup_key: u64) {
@@ -88,7 +108,7 @@ impl SeededBloom {
     }
 
     pub fn size_bytes(&self) -> usize {
-        self.current.load().bits.num_bits() / 8
+        self.current.load().size_bytes()
     }
 
     /// Whether the filter holds more keys than it was sized for.
@@ -135,13 +155,12 @@ mod tests {
     #[test]
     fn false_positives_stay_near_the_configured_rate() {
         let bloom = SeededBloom::with_capacity(100_000);
-        let mix = |i: u64| xorshift(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         for i in 0..100_000 {
-            bloom.insert(mix(i));
+            bloom.insert(key(i));
         }
         bloom.mark_seeded();
         let false_positives = (100_000..200_000)
-            .filter(|&i| bloom.may_contain(mix(i)))
+            .filter(|&i| bloom.may_contain(key(i)))
             .count();
         // 1 expected at the configured rate; 10 would be ten times it.
         assert!(
@@ -153,16 +172,16 @@ mod tests {
     #[test]
     fn a_filter_knows_when_it_holds_more_than_it_was_sized_for() {
         let bloom = SeededBloom::with_capacity(1_000);
-        for key in 0..1_000 {
-            bloom.insert(xorshift(key + 1));
+        for i in 0..1_000 {
+            bloom.insert(key(i));
         }
         // Inserting the same keys again adds nothing.
-        for key in 0..1_000 {
-            bloom.insert(xorshift(key + 1));
+        for i in 0..1_000 {
+            bloom.insert(key(i));
         }
         assert!(!bloom.is_over_capacity());
-        for key in 1_000..1_100 {
-            bloom.insert(xorshift(key + 1));
+        for i in 1_000..1_100 {
+            bloom.insert(key(i));
         }
         assert!(bloom.is_over_capacity());
     }
@@ -171,29 +190,29 @@ mod tests {
     fn a_rebuild_keeps_what_was_inserted_while_it_ran_and_grows() {
         let bloom = SeededBloom::with_capacity(1_000);
         bloom.mark_seeded();
-        for key in 0..1_100 {
-            bloom.insert(xorshift(key + 1));
+        for i in 0..1_100 {
+            bloom.insert(key(i));
         }
         let before = bloom.size_bytes();
         let next = bloom.begin_rebuild();
         // Arrives while the new filter is seeded: must be in it once it answers.
-        bloom.insert(xorshift(5_000));
+        bloom.insert(key(5_000));
         // The seed itself (what ClickHouse and the journal hold).
-        for key in 0..1_100 {
-            next.insert(xorshift(key + 1));
+        for i in 0..1_100 {
+            next.insert(key(i));
         }
         assert!(
-            bloom.may_contain(xorshift(5_000)),
+            bloom.may_contain(key(5_000)),
             "the old filter answers meanwhile"
         );
         bloom.finish_rebuild(next);
-        assert!(bloom.may_contain(xorshift(5_000)));
-        assert!((0..1_100).all(|key| bloom.may_contain(xorshift(key + 1))));
+        assert!(bloom.may_contain(key(5_000)));
+        assert!((0..1_100).all(|i| bloom.may_contain(key(i))));
         assert!(bloom.size_bytes() > before);
         assert!(!bloom.is_over_capacity());
         // Inserts after the switch go to the new filter only, and are answered.
-        bloom.insert(xorshift(6_000));
-        assert!(bloom.may_contain(xorshift(6_000)));
+        bloom.insert(key(6_000));
+        assert!(bloom.may_contain(key(6_000)));
     }
 
     #[test]
@@ -206,15 +225,18 @@ mod tests {
         bloom.insert(8);
         assert!(bloom.may_contain(7) && bloom.may_contain(8));
         assert!(
-            !next.bits.contains_hash(8),
+            !next.contains(8),
             "inserts stop reaching an abandoned filter"
         );
     }
 
-    fn xorshift(mut x: u64) -> u64 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
+    /// Keys as the service has them: the low 64 bits of a conversion id, a keyed hash, so
+    /// evenly spread (a split-block filter picks a key's block from its high bits). This
+    /// is SplitMix64's finalizer, a bijection: distinct inputs stay distinct keys.
+    fn key(i: u64) -> u64 {
+        let mut x = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
     }
 }
