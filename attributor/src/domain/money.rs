@@ -45,9 +45,15 @@ impl Currency {
 
     /// The amount with exactly the currency's minor digits: "10.00", "1500", "1.250".
     pub fn format(self, value: Decimal) -> String {
+        self.with_minor_digits(value).to_string()
+    }
+
+    /// The amount rounded to the currency's minor unit and carrying exactly its minor
+    /// digits, so that it displays as [`Currency::format`] writes it.
+    pub fn with_minor_digits(self, value: Decimal) -> Decimal {
         let mut value = self.round(value);
         value.rescale(self.minor_units());
-        value.to_string()
+        value
     }
 }
 
