@@ -9,14 +9,16 @@ use attributor::domain::BrandId;
 
 use crate::error::ApiError;
 use crate::rate_limit::CallerKind;
-use crate::request::QueryPairs;
 use crate::state::AppState;
 
 /// Where a key may be presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyFrom {
+pub enum KeyFrom<'a> {
     Header,
-    HeaderOrQuery,
+    /// The header, else the query string's `api_key`, given here by the caller: the one
+    /// handler that takes it (postbacks) parses its query anyway, and a second parse for
+    /// the key alone was a percent or two of a postback's cost.
+    HeaderOrQuery(Option<&'a str>),
 }
 
 pub fn principal(
@@ -26,13 +28,15 @@ pub fn principal(
 ) -> Result<Principal, ApiError> {
     let key = match (bearer(request), from) {
         (Some(key), _) => Some(key),
-        (None, KeyFrom::HeaderOrQuery) => query_key(request)?,
+        (None, KeyFrom::HeaderOrQuery(in_query)) => {
+            in_query.filter(|key| !key.is_empty()).map(str::to_owned)
+        }
         (None, KeyFrom::Header) => None,
     };
     let key = key.ok_or_else(|| {
         ApiError::Unauthorized(match from {
             KeyFrom::Header => "an API key is required: Authorization: Bearer <key>".into(),
-            KeyFrom::HeaderOrQuery => {
+            KeyFrom::HeaderOrQuery(_) => {
                 "an API key is required: Authorization: Bearer <key> or ?api_key=<key>".into()
             }
         })
@@ -108,14 +112,6 @@ pub(crate) fn bearer(request: &HttpRequest) -> Option<String> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
-}
-
-fn query_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let pairs = QueryPairs::parse(request.query_string().as_bytes())?;
-    Ok(pairs
-        .first("api_key")
-        .filter(|key| !key.is_empty())
-        .map(str::to_owned))
 }
 
 /// Compares without an early exit, so response time says nothing about the token.

@@ -57,16 +57,20 @@ pub async fn postback(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let brand = match auth::brand(&request, &state, KeyFrom::HeaderOrQuery) {
-        Ok(brand) => brand,
+    let query = repair_postback_query(request.query_string());
+    let parsed = QueryPairs::parse(query.as_bytes()).and_then(|pairs| {
+        let key = KeyFrom::HeaderOrQuery(pairs.first("api_key"));
+        let brand = auth::brand(&request, &state, key)?;
+        Ok((brand, pairs))
+    });
+    let (brand, mut pairs) = match parsed {
+        Ok(authed) => authed,
         Err(refused) => {
             // Read what was sent, so that the connection can carry the next postback.
             drain_body(&request, payload).await;
             return Err(refused);
         }
     };
-    let query = repair_postback_query(request.query_string());
-    let mut pairs = QueryPairs::parse(query.as_bytes())?;
     if request.method() == Method::POST && is_form(&request) {
         let body = read_body(&request, payload).await?;
         pairs.extend(QueryPairs::parse(&body)?);
