@@ -23,20 +23,22 @@ pub async fn record_request(
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    // Standard methods clone without allocating; the label is borrowed from it below.
+    let method = request.method().clone();
     let metrics = request
         .app_data::<web::Data<AppState>>()
         .map(|state| state.metrics.clone());
     let response = next.call(request).await?;
     if let Some(metrics) = metrics {
-        let status = response.status().as_str().to_owned();
+        let status = response.status();
+        let status = status.as_str();
         metrics
             .requests_total
-            .with_label_values(&[&route, &method, &status])
+            .with_label_values(&[&route, method.as_str(), status])
             .inc();
         metrics
             .request_seconds
-            .with_label_values(&[&route, &status])
+            .with_label_values(&[&route, status])
             .observe(started.elapsed().as_secs_f64());
         let reason = response
             .response()
