@@ -37,13 +37,24 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 pub const CLICK_SECRET: &str = "test-click-secret";
 
-/// A clock the test can move forward.
+/// A clock the test can move forward, or stop.
 #[derive(Clone, Default)]
 pub struct TestClock {
     offset_seconds: Arc<AtomicI64>,
+    /// Where a stopped clock stands: nodes sharing it stamp whatever they take at once
+    /// alike, as two nodes whose clocks agree to the second do.
+    stopped_at: Option<OffsetDateTime>,
 }
 
 impl TestClock {
+    /// A clock that stays at the moment it was made (and moves only by `advance`).
+    pub fn stopped() -> Self {
+        Self {
+            stopped_at: Some(OffsetDateTime::now_utc()),
+            ..Self::default()
+        }
+    }
+
     pub fn advance(&self, by: time::Duration) {
         self.offset_seconds
             .fetch_add(by.whole_seconds(), Ordering::SeqCst);
@@ -51,8 +62,10 @@ impl TestClock {
 
     pub fn clock(&self) -> Clock {
         let offset = Arc::clone(&self.offset_seconds);
+        let stopped_at = self.stopped_at;
         Clock::from_fn(move || {
-            OffsetDateTime::now_utc() + time::Duration::seconds(offset.load(Ordering::SeqCst))
+            stopped_at.unwrap_or_else(OffsetDateTime::now_utc)
+                + time::Duration::seconds(offset.load(Ordering::SeqCst))
         })
     }
 }
