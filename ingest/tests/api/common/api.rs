@@ -24,6 +24,11 @@ impl Api {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
+            // The service closes a connection idle for 5 s (actix's keep-alive). A pooled
+            // connection kept longer can be reused at the moment the server closes it, and
+            // the request fails with IncompleteMessage: seen when a test waited several
+            // seconds between two calls to one node. Drop idle connections first.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
         Api {
