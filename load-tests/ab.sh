@@ -40,6 +40,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=load-tests/wrk-setup.sh
+source "$root/load-tests/wrk-setup.sh"
 
 "$root/target/release/affilync-baseline" --listen "127.0.0.1:$baseline_port" >"$work/baseline.log" 2>&1 &
 baseline_pid=$!
@@ -60,21 +62,13 @@ start_service() {
     exit 2
 }
 
-field() { python3 -c "import json; print(json.load(open('$work/setup.json'))$1)"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$service_pid/stat"; }
 run_wrk() { wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$script" "$1" >"$2"; }
 
 measure() {
     local label="$1" build="$2"
     start_service "$build"
-    "$load" setup --target "$service" --admin-token ab --clicks 1 --save "$work/setup.json" >/dev/null
-    AFFILYNC_WRK_KEY="$(field '["brand_key"]')"
-    AFFILYNC_WRK_CLICK="$(field '["clicks"][0]')"
-    AFFILYNC_WRK_LINK="$(field '["links"][0]["link_id"]')"
-    AFFILYNC_WRK_ORDER="ab-replay-$RANDOM$RANDOM"
-    AFFILYNC_WRK_RUN="$RANDOM$RANDOM"
-    export AFFILYNC_WRK_KEY AFFILYNC_WRK_CLICK AFFILYNC_WRK_LINK AFFILYNC_WRK_ORDER AFFILYNC_WRK_RUN
-    curl -fsS -o /dev/null "$service/api/conversions/postback?api_key=$AFFILYNC_WRK_KEY&click_id=$AFFILYNC_WRK_CLICK&amount=25.00&currency=USD&order_id=$AFFILYNC_WRK_ORDER"
+    wrk_setup "$service" ab "$work"
     run_wrk "$baseline" "$work/base.txt"
     local before after
     before="$(cpu_ticks)"

@@ -20,15 +20,9 @@ load="${AFFILYNC_LOAD_BIN:-$root/target/release/affilync-load}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-"$load" setup --target "$service" --admin-token "$token" --clicks 1 --save "$work/setup.json" >/dev/null
-field() { python3 -c "import json,sys; d=json.load(open('$work/setup.json')); print($1)"; }
-export AFFILYNC_WRK_KEY="$(field 'd["brand_key"]')"
-export AFFILYNC_WRK_CLICK="$(field 'd["clicks"][0]')"
-export AFFILYNC_WRK_LINK="$(field 'd["links"][0]["link_id"]')"
-export AFFILYNC_WRK_ORDER="wrk-replay-$RANDOM$RANDOM"
-export AFFILYNC_WRK_RUN="$RANDOM$RANDOM"
-# The replayed order is stored once first.
-curl -fsS -o /dev/null "$service/api/conversions/postback?api_key=$AFFILYNC_WRK_KEY&click_id=$AFFILYNC_WRK_CLICK&amount=25.00&currency=USD&order_id=$AFFILYNC_WRK_ORDER"
+# shellcheck source=load-tests/wrk-setup.sh
+source "$root/load-tests/wrk-setup.sh"
+wrk_setup "$service" "$token" "$work"
 
 rate() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 latency() { awk '/^ +(50|99)%/ {printf "%s=%s ", $1, $2}' "$1"; }
