@@ -12,7 +12,7 @@ use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSetti
 use clap::{Args, Parser, Subcommand};
 use url::Url;
 
-use crate::dedup::{DedupConfig, LookupConfig};
+use crate::dedup::{DedupConfig, LookupConfig, RaceRepairConfig};
 use crate::rate_limit::{Bucket, RateLimitConfig};
 use crate::secret::Secret;
 
@@ -183,6 +183,14 @@ pub struct ServeArgs {
     /// other nodes created (a key made on one node works on the others from then on).
     #[arg(long, env = "AFFILYNC_CATALOG_REFRESH_MS", default_value_t = 2_000)]
     pub catalog_refresh_ms: u64,
+    /// How often, in ms, each node looks for orders that two nodes took at once (with
+    /// different creation stamps) and repairs their listing copies and commissions.
+    #[arg(
+        long,
+        env = "AFFILYNC_RACE_CHECK_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub race_check_interval_ms: u64,
     /// Memory for the cache of recently seen conversions answering replays.
     #[arg(long, env = "AFFILYNC_DEDUP_CACHE_MB", default_value_t = 48)]
     pub dedup_cache_mb: u64,
@@ -242,6 +250,7 @@ pub struct Config {
     pub shipper: ShipperConfig,
     pub clicks: ClickWriterConfig,
     pub dedup: DedupConfig,
+    pub race_repair: RaceRepairConfig,
     pub lookup: LookupConfig,
     pub rate_limits: RateLimitConfig,
     /// How often the catalog reads what other nodes created.
@@ -303,6 +312,10 @@ impl ServeArgs {
             dedup: DedupConfig {
                 cache_bytes: self.dedup_cache_mb * 1024 * 1024,
                 bloom_capacity: self.bloom_capacity,
+            },
+            race_repair: RaceRepairConfig {
+                interval: Duration::from_millis(self.race_check_interval_ms.max(1)),
+                ..RaceRepairConfig::default()
             },
             lookup: LookupConfig::default(),
             rate_limits: RateLimitConfig {

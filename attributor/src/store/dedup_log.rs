@@ -60,10 +60,12 @@ impl Store {
         Ok((rows.into_iter().map(|row| row.dedup_key).collect(), latest))
     }
 
-    /// Drops the log's days before `keep_since`; the log only needs to bridge the seconds
-    /// between a write and every node's next read of it.
-    pub async fn drop_dedup_log_before(
+    /// Drops the days before `keep_since` of a log partitioned by day (`dedup_log`,
+    /// `conversion_stamps`); the logs only bridge the time between a write and the reads of
+    /// it by every node.
+    pub async fn drop_log_days_before(
         &self,
+        log: &str,
         keep_since: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let date = keep_since.date();
@@ -83,12 +85,12 @@ impl Store {
                          WHERE database = ? AND table = ? AND active",
                     )
                     .bind(self.database())
-                    .bind(self.local_name("dedup_log"))
+                    .bind(self.local_name(log))
                     .fetch_all::<Partition>(),
             )
             .await?;
         for old in partitions.iter().filter(|p| p.partition < first_kept) {
-            let drop = self.alter_local("dedup_log", &format!("DROP PARTITION {}", old.partition));
+            let drop = self.alter_local(log, &format!("DROP PARTITION {}", old.partition));
             self.ddl(&drop).await?;
         }
         Ok(())

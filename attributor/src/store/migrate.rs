@@ -82,6 +82,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "report_daily_rollups",
         sql: include_str!("../../../sql/0013_report_daily_rollups.sql"),
     },
+    Migration {
+        number: 14,
+        name: "conversion_stamps",
+        sql: include_str!("../../../sql/0014_conversion_stamps.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

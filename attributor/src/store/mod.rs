@@ -23,6 +23,7 @@ mod reports;
 mod rollups;
 mod rows;
 mod shipped_table;
+mod stamps;
 mod touches;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub use migrate::{MIGRATIONS, Migration};
 pub use rollups::DirtyDay;
 pub use rows::{CommissionRow, ConversionRow};
 pub use shipped_table::ShippedTable;
+pub use stamps::StampRace;
 pub use touches::EmailTouch;
 
 /// Where the store lives.

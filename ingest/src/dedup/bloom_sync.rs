@@ -126,7 +126,7 @@ async fn fill(
             // The wall clock, not the service's Clock: the log's days are ClickHouse's, and
             // a test clock moved ahead must not drop days other nodes still read.
             let keep_since = OffsetDateTime::now_utc() - LOG_KEPT;
-            if let Err(error) = store.drop_dedup_log_before(keep_since).await {
+            if let Err(error) = store.drop_log_days_before("dedup_log", keep_since).await {
                 tracing::warn!(%error, "dropping old days of the dedup log failed");
             }
         }

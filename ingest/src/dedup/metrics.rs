@@ -18,6 +18,13 @@ pub struct DedupMetrics {
     /// 1 once the bloom filter has been seeded from ClickHouse; until then every new order
     /// costs a look-up (sampled at scrape).
     pub bloom_seeded: IntGauge,
+    /// Conversions two nodes wrote with different creation stamps that this node has seen
+    /// settled (see `race_repair`), and those whose copies it repaired (another node may
+    /// have).
+    pub races_found_total: IntCounter,
+    pub races_repaired_total: IntCounter,
+    /// Reads of the stamp log, or repairs, that failed (retried at the next check).
+    pub race_check_errors_total: IntCounter,
 }
 
 impl DedupMetrics {
@@ -62,6 +69,21 @@ impl DedupMetrics {
                 registry,
                 "affilync_dedup_bloom_seeded",
                 "1 once the dedup bloom filter is seeded from ClickHouse",
+            ),
+            races_found_total: counter(
+                registry,
+                "affilync_dedup_races_found_total",
+                "Conversions found written by two nodes with different stamps",
+            ),
+            races_repaired_total: counter(
+                registry,
+                "affilync_dedup_races_repaired_total",
+                "Conversions written by two nodes with different stamps whose copies were repaired",
+            ),
+            race_check_errors_total: counter(
+                registry,
+                "affilync_dedup_race_check_errors_total",
+                "Failed checks or repairs of conversions written by two nodes at once",
             ),
         }
     }

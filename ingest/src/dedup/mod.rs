@@ -15,6 +15,7 @@ mod bloom_sync;
 mod edges;
 mod lookup;
 mod metrics;
+mod race_repair;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub use bloom_sync::start_bloom;
 pub use edges::{NewOrders, StoredOrders};
 pub use lookup::{LookupConfig, StoredLookup};
 pub use metrics::DedupMetrics;
+pub use race_repair::{RaceRepairConfig, start_race_repair};
 
 use crate::views;
 

@@ -23,7 +23,7 @@ use prometheus::Registry;
 
 use self::middleware::{record_request, request_id};
 use crate::config::Config;
-use crate::dedup::{DedupFront, DedupMetrics, StoredLookup, start_bloom};
+use crate::dedup::{DedupFront, DedupMetrics, StoredLookup, start_bloom, start_race_repair};
 use crate::endpoints::routes;
 use crate::hold_approver;
 use crate::list_totals::ListTotals;
@@ -116,8 +116,15 @@ pub async fn serve(
         bloom,
         StoredLookup::start(&store, Arc::clone(&journal), config.lookup.clone()),
         pipeline.clone(),
-        dedup_metrics,
+        dedup_metrics.clone(),
     ));
+    start_race_repair(
+        &store,
+        Arc::clone(&journal),
+        &dedup,
+        config.race_repair.clone(),
+        dedup_metrics,
+    );
     // What this node acknowledged last before it stopped is answered from memory at once,
     // however the shipping or ClickHouse fare.
     for row in recovery.recent_conversions {

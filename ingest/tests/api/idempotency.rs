@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::common::{TestApp, TestClock, TestOptions, json_body, metric_value};
+use crate::common::{TestApp, TestClock, TestOptions, json_body, json_u64, metric_value};
 use futures_util::StreamExt;
 use ingest::dedup::DedupConfig;
 use reqwest::StatusCode;
@@ -361,14 +361,13 @@ async fn a_full_bloom_filter_is_replaced_without_forgetting_an_order() {
 
 /// Two nodes that take the same new order at once each journal it, neither seeing the
 /// other's journal, each stamping `created_at` from its own clock. `conversions FINAL`
-/// keeps one row per order whatever the stamps; but the listing copies and the commissions
-/// are sorted by `created_at` too, so when the stamps differ (the two requests straddled a
-/// second, or the clocks disagree) both nodes' rows stay: the brand's listing and reports
-/// count the order twice and its commission is owed twice. Here the second node's clock is
-/// five seconds ahead, so every order is stamped differently.
+/// keeps one row per order whatever the stamps; but the listing copies, the status copy
+/// and the commissions are sorted by `created_at` too, so when the stamps differ (the two
+/// requests straddled a second, or the clocks disagree) both nodes' rows land there, and
+/// the nodes' race repair must leave one: the surviving version, in every copy, and in
+/// both nodes' answers to a replay. Here the second node's clock is five seconds ahead, so
+/// every order is stamped differently.
 #[tokio::test]
-#[ignore = "known defect: two nodes racing one order with different created_at stamps leave \
-            two rows in conversions_by_brand, conversions_by_affiliate and commissions"]
 async fn two_nodes_racing_an_order_with_different_stamps_leave_one_row_in_every_copy() {
     let first = TestApp::spawn().await;
     let net = first.network().await;
@@ -391,21 +390,76 @@ async fn two_nodes_racing_an_order_with_different_stamps_leave_one_row_in_every_
         })
     }))
     .await;
-    assert!(answers.iter().all(StatusCode::is_success), "{answers:?}");
+    assert!(
+        answers.iter().all(|status| *status == StatusCode::CREATED),
+        "both nodes take every order for new: {answers:?}"
+    );
+    first.drain().await;
     second.drain().await;
+    // The repair runs in the background, a check every 100 ms here: wait for its result.
     let races = "order_id LIKE 'race-%'";
+    // Every copy, the commissions (their own INSERT) included, one row per order.
+    let copies_of_races = format!(
+        "SELECT (SELECT count() FROM conversions_by_brand FINAL WHERE {races}) \
+              + (SELECT count() FROM conversions_by_affiliate FINAL WHERE {races}) \
+              + (SELECT count() FROM conversions_by_status FINAL WHERE live = 1 AND {races}) \
+              + (SELECT count() FROM commissions FINAL WHERE conversion_id IN \
+                   (SELECT conversion_id FROM conversions WHERE {races}))"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while first.clickhouse_count(&copies_of_races).await != 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the raced orders were not repaired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Each node counts a race once it has seen it settled and taken the surviving version
+    // into its cache.
+    for node in [&first, &second] {
+        node.wait_for_metric("affilync_dedup_races_found_total", &[], |found| {
+            found >= 10.0
+        })
+        .await;
+    }
+    let repaired: f64 = [
+        first
+            .metric("affilync_dedup_races_repaired_total", &[])
+            .await,
+        second
+            .metric("affilync_dedup_races_repaired_total", &[])
+            .await,
+    ]
+    .iter()
+    .sum();
+    assert!(repaired >= 10.0, "repaired {repaired}");
+
     assert_eq!(first.count_where("conversions FINAL", races).await, 10);
     for copy in [
         "conversions_by_brand FINAL",
         "conversions_by_affiliate FINAL",
+        "(SELECT * FROM conversions_by_status FINAL WHERE live = 1)",
     ] {
         assert_eq!(first.count_where(copy, races).await, 10, "{copy}");
     }
-    let ids: Vec<String> = first
+    // The copies hold the survivor: the same stamp and version as `conversions`.
+    assert_eq!(
+        first
+            .clickhouse_count(&format!(
+                "SELECT count() FROM conversions_by_brand FINAL ANY INNER JOIN \
+                 (SELECT conversion_id, created_at, version FROM conversions FINAL \
+                  WHERE {races}) USING (conversion_id, created_at, version)"
+            ))
+            .await,
+        10
+    );
+    let survivors = first
         .clickhouse_rows(&format!(
-            "SELECT conversion_id FROM conversions FINAL WHERE {races}"
+            "SELECT conversion_id, order_id, toUInt32(created_at) AS stamp \
+             FROM conversions FINAL WHERE {races}"
         ))
-        .await
+        .await;
+    let ids: Vec<String> = survivors
         .iter()
         .map(|row| format!("'{}'", row["conversion_id"].as_str().unwrap()))
         .collect();
@@ -419,4 +473,25 @@ async fn two_nodes_racing_an_order_with_different_stamps_leave_one_row_in_every_
         10,
         "one commission per conversion"
     );
+    // A replay to either node answers with the surviving version.
+    for survivor in &survivors {
+        let order = survivor["order_id"].as_str().unwrap();
+        for node in [&first, &second] {
+            let replay = node
+                .track(&net.brand_key, &conversion(&click, order, "7.00"))
+                .await;
+            assert_eq!(replay.status(), StatusCode::OK);
+            let body: serde_json::Value = replay.json().await.unwrap();
+            let answered = time::OffsetDateTime::parse(
+                body["data"]["created_at"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap();
+            assert_eq!(
+                answered.unix_timestamp(),
+                json_u64(&survivor["stamp"]) as i64,
+                "{order}"
+            );
+        }
+    }
 }

@@ -23,7 +23,7 @@ use attributor::reports::RollupConfig;
 use attributor::store::StoreTimeouts;
 use attributor::{Clock, JournalConfig, PipelineConfig, ShipperConfig, StoreSettings};
 use ingest::config::{Config, HoldRounds};
-use ingest::dedup::{DedupConfig, LookupConfig};
+use ingest::dedup::{DedupConfig, LookupConfig, RaceRepairConfig};
 use ingest::rate_limit::RateLimitConfig;
 use ingest::secret::Secret;
 use rand::RngCore;
@@ -201,6 +201,11 @@ impl TestApp {
             // Often, so that what one node creates reaches another within a test's patience.
             catalog_refresh: Duration::from_millis(100),
             dedup: options.dedup,
+            // Often, so that a test sees orders raced by two nodes repaired promptly.
+            race_repair: RaceRepairConfig {
+                interval: Duration::from_millis(100),
+                ..RaceRepairConfig::default()
+            },
             rate_limits: options.rate_limits,
             shutdown_timeout: Duration::from_secs(10),
             shutdown_ship_timeout: options.shutdown_ship_timeout,
