@@ -85,6 +85,24 @@ struct RaceChecks {
     handled: HashMap<(u128, Vec<u32>), Instant>,
 }
 
+/// Every (brand, UTC day) the races' stamps fall on, as the report rollups mark them.
+fn stamped_days(races: &[StampRace]) -> Vec<(String, String)> {
+    let mut days: Vec<(String, String)> = races
+        .iter()
+        .flat_map(|race| {
+            race.stamps.iter().filter_map(|&stamp| {
+                let day = OffsetDateTime::from_unix_timestamp(i64::from(stamp))
+                    .ok()?
+                    .date();
+                Some((race.brand.to_string(), day.to_string()))
+            })
+        })
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    days
+}
+
 fn handled_key(race: &StampRace) -> (u128, Vec<u32>) {
     (race.conversion.key(), race.stamps.clone())
 }
@@ -146,10 +164,13 @@ impl RaceChecks {
         journal_behind: u32,
     ) -> Result<u32, StoreError> {
         let now = self.store.server_now().await?;
-        let recent_since = checked_until.saturating_sub(VISIBILITY_MARGIN_SECONDS);
-        let compare_since = recent_since
-            .saturating_sub(self.window_seconds())
+        // A journal behind by L seconds ships now what it took L seconds ago: a stamp
+        // logged then (a shipment whose conversions went in and whose commissions are
+        // still being retried) or another node's stamp of the same order from then.
+        let recent_since = checked_until
+            .saturating_sub(VISIBILITY_MARGIN_SECONDS)
             .saturating_sub(journal_behind);
+        let compare_since = recent_since.saturating_sub(self.window_seconds());
         let races = self.store.stamp_races(recent_since, compare_since).await?;
         if races.is_empty() {
             return Ok(now);
@@ -162,6 +183,9 @@ impl RaceChecks {
         if !left.is_empty() {
             let problems: Vec<_> = left.iter().map(|race| race.problem()).collect();
             let repaired = self.store.repair(&problems).await?;
+            // The repair's INSERT marks the survivor's day for the report rollups; a stamp
+            // that lost may have counted on another day (the race straddled midnight).
+            self.store.mark_report_days(&stamped_days(&left)).await?;
             self.metrics.races_repaired_total.inc_by(repaired as u64);
             tracing::warn!(
                 conversions = repaired,
@@ -188,5 +212,34 @@ impl RaceChecks {
 
     fn window_seconds(&self) -> u32 {
         u32::try_from(self.config.window.as_secs()).unwrap_or(u32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attributor::domain::{AffiliateId, BrandId, ConversionId};
+
+    #[test]
+    fn a_race_across_midnight_marks_both_days_of_its_brand() {
+        let brand = BrandId::parse("brd_0000000000000001").unwrap();
+        let race = |order: &str, stamps: Vec<u32>| StampRace {
+            conversion: ConversionId::derive(&brand, order),
+            brand: brand.clone(),
+            affiliate: AffiliateId::parse("usr_0000000000000001").unwrap(),
+            stamps,
+        };
+        // 2026-12-01 23:59:59 and 2026-12-02 00:00:01 UTC; another race on the 2nd.
+        let days = stamped_days(&[
+            race("o-1", vec![1_796_169_599, 1_796_169_601]),
+            race("o-2", vec![1_796_169_700, 1_796_169_705]),
+        ]);
+        assert_eq!(
+            days,
+            [
+                (brand.to_string(), "2026-12-01".to_owned()),
+                (brand.to_string(), "2026-12-02".to_owned()),
+            ]
+        );
     }
 }

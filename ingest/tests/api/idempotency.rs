@@ -473,6 +473,13 @@ async fn two_nodes_racing_an_order_with_different_stamps_leave_one_row_in_every_
         10,
         "one commission per conversion"
     );
+    // What the brand reads counts each order once: its listing and its report.
+    let (status, listing) = json_body(first.get(&net.brand_key, "/api/conversions").await).await;
+    assert_eq!(status, StatusCode::OK, "{listing}");
+    assert_eq!(listing["meta"]["total"], 10, "{listing}");
+    let (status, report) = json_body(first.get(&net.brand_key, "/api/reports").await).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["meta"]["totals"]["conversions"], 10, "{report}");
     // A replay to either node answers with the surviving version.
     for survivor in &survivors {
         let order = survivor["order_id"].as_str().unwrap();
