@@ -35,14 +35,14 @@ pub struct Problem {
 }
 
 /// The tables checked against `conversions`, and the column each holds the commission in.
-const COPIES: [(&str, &str); 3] = [
+pub(super) const COPIES: [(&str, &str); 3] = [
     ("commissions", "amount"),
     ("conversions_by_brand", "commission_amount"),
     ("conversions_by_affiliate", "commission_amount"),
 ];
 
 /// The copy sorted by status, deleted from by a repair with the others.
-const STATUS_COPY: &str = "conversions_by_status";
+pub(super) const STATUS_COPY: &str = "conversions_by_status";
 
 #[derive(Row, Deserialize)]
 struct Disagreement {
@@ -216,7 +216,7 @@ impl Store {
         Ok(newest.len())
     }
 
-    async fn bulk_rows<R>(&self, sql: &str) -> Result<Vec<R>, StoreError>
+    pub(super) async fn bulk_rows<R>(&self, sql: &str) -> Result<Vec<R>, StoreError>
     where
         R: clickhouse::RowOwned + clickhouse::RowRead,
     {
@@ -231,7 +231,7 @@ impl Store {
         .await
     }
 
-    async fn mutate(&self, sql: &str) -> Result<(), StoreError> {
+    pub(super) async fn mutate(&self, sql: &str) -> Result<(), StoreError> {
         if self.cluster().is_some() {
             return self.ddl(sql).await;
         }
@@ -245,7 +245,7 @@ impl Store {
 
     /// Mutations run in the background; repairs write only once the deletes are done, or
     /// they would delete what they write.
-    async fn wait_for_mutations(&self) -> Result<(), StoreError> {
+    pub(super) async fn wait_for_mutations(&self) -> Result<(), StoreError> {
         let deadline = std::time::Instant::now() + self.timeout(Exchange::Bulk);
         loop {
             let pending: Vec<Pending> = self

@@ -3,11 +3,17 @@
 
 use clickhouse::Row;
 use serde::Deserialize;
+use time::OffsetDateTime;
 
-use super::check::Problem;
+use super::check::{COPIES, STATUS_COPY};
 use super::deadline::Exchange;
+use super::rows::{CommissionRow, ConversionRow};
 use super::{Store, StoreError};
 use crate::domain::{AffiliateId, BrandId, ConversionId};
+
+fn month(at: OffsetDateTime) -> (i32, time::Month) {
+    (at.year(), at.month())
+}
 
 /// The most races one read returns; the rest come with the next.
 const MOST_RACES: u64 = 10_000;
@@ -49,16 +55,6 @@ struct StampedVersion {
     conversion_id: String,
     stamp: u32,
     version: u64,
-}
-
-impl StampRace {
-    pub fn problem(&self) -> Problem {
-        Problem {
-            table: "conversions_by_brand",
-            conversion_id: self.conversion.to_string(),
-            what: format!("written with {} creation stamps", self.stamps.len()),
-        }
-    }
 }
 
 impl Store {
@@ -180,6 +176,88 @@ impl Store {
             }));
         }
         Ok(left.into_iter().cloned().collect())
+    }
+
+    /// Mends `races`: writes each conversion's surviving version again (its commission, and
+    /// through the materialized views its copies), then deletes the rows of every other
+    /// stamp from the copies, the commissions and `conversions` (a loser's latest row in
+    /// another month's partition), and waits for the deletes. The survivor is never among
+    /// what is deleted, so a repair cut short leaves at worst both rows, as before it, and
+    /// a newer version of the conversion written meanwhile is kept. Returns how many
+    /// conversions were mended.
+    pub async fn repair_races(&self, races: &[StampRace]) -> Result<usize, StoreError> {
+        if races.is_empty() {
+            return Ok(0);
+        }
+        // Parsed ids: hex with a prefix.
+        let ids: Vec<String> = races
+            .iter()
+            .map(|race| format!("'{}'", race.conversion))
+            .collect();
+        let rows: Vec<ConversionRow> = self
+            .bulk_rows(&format!(
+                "SELECT ?fields FROM conversions FINAL WHERE conversion_id IN ({}) \
+                 ORDER BY conversion_id, version",
+                ids.join(", ")
+            ))
+            .await?;
+        // Latest rows in two partitions: the higher version survives.
+        let mut survivors: Vec<ConversionRow> = Vec::with_capacity(rows.len());
+        for row in rows {
+            match survivors.last_mut() {
+                Some(last) if last.conversion_id == row.conversion_id => *last = row,
+                _ => survivors.push(row),
+            }
+        }
+        if survivors.is_empty() {
+            return Ok(0);
+        }
+        let commissions: Vec<CommissionRow> = survivors.iter().map(CommissionRow::from).collect();
+        self.insert_rows("commissions", &commissions).await?;
+        self.insert_rows("conversions", &survivors).await?;
+        let others = |row: &ConversionRow| {
+            format!(
+                "(conversion_id = '{}' AND created_at != toDateTime({}))",
+                row.conversion_id,
+                row.created_at.unix_timestamp()
+            )
+        };
+        let in_copies: Vec<String> = survivors.iter().map(others).collect();
+        // In `conversions` a loser's row collapses into the survivor, unless a stamp put it
+        // in another month's partition: only those are worth rewriting the main table's
+        // parts for (months as the managed server, in UTC, partitions them).
+        let in_conversions: Vec<String> = survivors
+            .iter()
+            .filter(|row| {
+                races.iter().any(|race| {
+                    race.conversion.as_str() == row.conversion_id
+                        && race.stamps.iter().any(|&stamp| {
+                            OffsetDateTime::from_unix_timestamp(i64::from(stamp))
+                                .is_ok_and(|at| month(at) != month(row.created_at))
+                        })
+                })
+            })
+            .map(|row| {
+                format!(
+                    "(conversion_id = '{}' AND toYYYYMM(created_at) != toYYYYMM(toDateTime({})))",
+                    row.conversion_id,
+                    row.created_at.unix_timestamp()
+                )
+            })
+            .collect();
+        // On a cluster, mutations run on the local tables (ON CLUSTER).
+        let copies = COPIES.map(|(table, _)| table);
+        let deletes = [STATUS_COPY]
+            .into_iter()
+            .chain(copies)
+            .map(|table| (table, &in_copies))
+            .chain(Some(("conversions", &in_conversions)));
+        for (table, rows) in deletes.filter(|(_, rows)| !rows.is_empty()) {
+            let delete = format!("DELETE WHERE {}", rows.join(" OR "));
+            self.mutate(&self.alter_local(table, &delete)).await?;
+        }
+        self.wait_for_mutations().await?;
+        Ok(survivors.len())
     }
 
     /// (id, stamp, version) of the rows of `from` (a table, with FINAL) that meet

@@ -9,8 +9,9 @@
 //! So every node reads `conversion_stamps` every `interval`: orders logged since its last
 //! read that the log holds with more than one stamp over the last `window` (reaching
 //! further back by as long as this node's journal was behind, for an order it shipped
-//! late) and that the brand listing still holds more than once are repaired
-//! ([`Store::repair`]: their derived rows deleted, the surviving version written again),
+//! late) and whose copies do not hold exactly the surviving version are repaired
+//! ([`Store::repair_races`]: the surviving version written again, then the rows of every
+//! other stamp deleted),
 //! and this node's cache takes the surviving version, so replays answer with it. Every node
 //! may repair the same order; repairs are idempotent.
 
@@ -181,8 +182,7 @@ impl RaceChecks {
         // earlier read found it settled is repaired now.
         let left = self.store.races_left_in_copies(&races).await?;
         if !left.is_empty() {
-            let problems: Vec<_> = left.iter().map(|race| race.problem()).collect();
-            let repaired = self.store.repair(&problems).await?;
+            let repaired = self.store.repair_races(&left).await?;
             // The repair's INSERT marks the survivor's day for the report rollups; a stamp
             // that lost may have counted on another day (the race straddled midnight).
             self.store.mark_report_days(&stamped_days(&left)).await?;
