@@ -11,9 +11,8 @@
 //! further back by as long as this node's journal was behind, for an order it shipped
 //! late) and whose copies do not hold exactly the surviving version are repaired
 //! ([`Store::repair_races`]: the surviving version written again, then the rows of every
-//! other stamp deleted),
-//! and this node's cache takes the surviving version, so replays answer with it. Every node
-//! may repair the same order; repairs are idempotent.
+//! other stamp deleted), and this node's cache takes the surviving version, so replays
+//! answer with it. Every node may repair the same order; repairs are idempotent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
