@@ -94,16 +94,19 @@ impl Store {
     pub async fn check(&self, scope: &CheckScope) -> Result<Vec<Problem>, StoreError> {
         let within = scope.condition();
         let mut problems = Vec::new();
+        // Without FINAL: FINAL collapses a conversion's rows across partitions, but merges
+        // never do, so a row left in another month (a stamp from another node) stays for
+        // every reader that does not ask for FINAL.
         let duplicated: Vec<Orphan> = self
             .bulk_rows(&format!(
-                "SELECT conversion_id FROM conversions FINAL WHERE {within} \
-                 GROUP BY conversion_id HAVING count() > 1 LIMIT {MOST_PROBLEMS}"
+                "SELECT conversion_id FROM conversions WHERE {within} GROUP BY conversion_id \
+                 HAVING uniqExact(toYYYYMM(created_at)) > 1 LIMIT {MOST_PROBLEMS}"
             ))
             .await?;
         problems.extend(duplicated.into_iter().map(|row| Problem {
             table: "conversions",
             conversion_id: row.conversion_id,
-            what: "more than one latest row (versions in different partitions)".into(),
+            what: "rows in more than one monthly partition".into(),
         }));
         for (table, amount) in COPIES {
             let disagreements: Vec<Disagreement> = self
@@ -152,7 +155,7 @@ impl Store {
     }
 
     /// Mends `problems`: deletes every derived row of the conversions concerned (and the
-    /// older latest rows of a duplicated one), waits for the deletes, then writes each
+    /// rows of a conversion in `conversions` in another partition than its latest), waits for the deletes, then writes each
     /// conversion's latest row again. Returns how many conversions were rewritten.
     pub async fn repair(&self, problems: &[Problem]) -> Result<usize, StoreError> {
         let mut ids: Vec<&str> = problems.iter().map(|p| p.conversion_id.as_str()).collect();
@@ -187,20 +190,28 @@ impl Store {
             self.mutate(&self.alter_local(table, &delete)).await?;
         }
         let mut newest: Vec<ConversionRow> = Vec::new();
-        let mut older = Vec::new();
         for row in latest {
             match newest.last_mut() {
-                Some(last) if last.conversion_id == row.conversion_id => {
-                    older.push(format!(
-                        "(conversion_id = '{}' AND version = {})",
-                        last.conversion_id, last.version
-                    ));
-                    *last = row;
-                }
+                Some(last) if last.conversion_id == row.conversion_id => *last = row,
                 _ => newest.push(row),
             }
         }
-        // A conversion with latest rows in two partitions keeps the newest.
+        // A conversion with rows in two partitions keeps the newest's.
+        let older: Vec<String> = newest
+            .iter()
+            .filter(|row| {
+                problems
+                    .iter()
+                    .any(|p| p.table == "conversions" && p.conversion_id == row.conversion_id)
+            })
+            .map(|row| {
+                format!(
+                    "(conversion_id = '{}' AND toYYYYMM(created_at) != toYYYYMM(toDateTime({})))",
+                    row.conversion_id,
+                    row.created_at.unix_timestamp()
+                )
+            })
+            .collect();
         if !older.is_empty() {
             let delete = format!("DELETE WHERE {}", older.join(" OR "));
             self.mutate(&self.alter_local("conversions", &delete))

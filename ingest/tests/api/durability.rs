@@ -365,15 +365,22 @@ async fn a_full_journal_refuses_until_shipping_frees_it() {
 
 /// `affilync check` on a database damaged the ways the old write path damaged it: a
 /// commission missing, a second commission row under another `created_at`, a listing copy
-/// missing and one doubled, a commission of no conversion. It names each, `--repair` mends
-/// them, and the next check finds nothing.
+/// missing and one doubled, a commission of no conversion; and as two nodes' stamps in two
+/// months would, a conversion with an older row in another monthly partition. It names
+/// each, `--repair` mends them, and the next check finds nothing.
 #[tokio::test]
 async fn check_finds_and_repairs_what_disagrees() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(TestOptions {
+        // A conversion row under another stamp is what the nodes' race repair mends by
+        // itself; here the check must find it.
+        race_check_interval: std::time::Duration::from_secs(3600),
+        ..TestOptions::default()
+    })
+    .await;
     let net = app.network().await;
     let click = app.click(&net.link_url).await;
     let mut ids = Vec::new();
-    for i in 0..5 {
+    for i in 0..6 {
         let body = json!({"click_id": click, "order_id": format!("ck-{i}"), "amount": "20.00"});
         let (status, body) = json_body(app.track(&net.brand_key, &body).await).await;
         assert_eq!(status, StatusCode::CREATED);
@@ -427,6 +434,16 @@ async fn check_finds_and_repairs_what_disagrees() {
         7u128, ids[4]
     ))
     .await;
+    sql(format!(
+        "INSERT INTO conversions SELECT conversion_id, dedup_key, brand_id, order_id, \
+         version - 1, created_at - 40 * 86400, updated_at, source, campaign_id, affiliate_id, \
+         link_id, click_id, attribution_method, click_time, seconds_from_click, event_type, \
+         amount, currency, commission_amount, commission_currency, commission_rule, status, \
+         status_reason, note, customer_email_sha256, metadata.key, metadata.value \
+         FROM conversions WHERE conversion_id = '{}'",
+        ids[5]
+    ))
+    .await;
     // Mutations run in the background: wait for the deletes to have happened.
     let deadline = std::time::Instant::now() + crate::common::DRAIN_DEADLINE;
     while app.count_where("system.mutations", "is_done = 0").await > 0 {
@@ -445,6 +462,7 @@ async fn check_finds_and_repairs_what_disagrees() {
         ("conversions_by_affiliate", ids[2].clone()),
         ("conversions_by_brand", ids[3].clone()),
         ("commissions", format!("conv_{:032x}", 7u128)),
+        ("conversions", ids[5].clone()),
     ] {
         assert!(
             output
@@ -465,7 +483,20 @@ async fn check_finds_and_repairs_what_disagrees() {
         &std::collections::HashMap::new(),
     )
     .await;
-    // Only the five orders exist, each exactly once everywhere (the map of answers is
-    // empty, so every stored order is reported as never sent: five, and nothing else).
-    assert_eq!(verdict.problems.len(), 5, "{:#?}", verdict.problems);
+    // Only the six orders exist, each exactly once everywhere (the map of answers is
+    // empty, so every stored order is reported as never sent: six, and nothing else).
+    assert_eq!(verdict.problems.len(), 6, "{:#?}", verdict.problems);
+    let id = &ids[5];
+    assert_eq!(
+        app.count_where(
+            "conversions",
+            &format!(
+                "conversion_id = '{id}' AND toYYYYMM(created_at) != \
+                 (SELECT toYYYYMM(created_at) FROM conversions FINAL WHERE conversion_id = '{id}')"
+            )
+        )
+        .await,
+        0,
+        "the older month's row is gone"
+    );
 }

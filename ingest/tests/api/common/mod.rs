@@ -88,6 +88,9 @@ pub struct TestOptions {
     pub timeouts: StoreTimeouts,
     pub lookup_timeout: Duration,
     pub dedup: DedupConfig,
+    /// How often the node looks for orders two nodes took at once; default: often, so that
+    /// a test sees them repaired promptly.
+    pub race_check_interval: Duration,
     pub rate_limits: RateLimitConfig,
     /// Off by default: reports then read what the journal shipped, at once.
     pub report_rollups: RollupConfig,
@@ -121,6 +124,7 @@ impl Default for TestOptions {
                 cache_bytes: 8 * 1024 * 1024,
                 bloom_capacity: 10_000,
             },
+            race_check_interval: Duration::from_millis(100),
             rate_limits: RateLimitConfig::default(),
             report_rollups: RollupConfig {
                 enabled: false,
@@ -201,9 +205,8 @@ impl TestApp {
             // Often, so that what one node creates reaches another within a test's patience.
             catalog_refresh: Duration::from_millis(100),
             dedup: options.dedup,
-            // Often, so that a test sees orders raced by two nodes repaired promptly.
             race_repair: RaceRepairConfig {
-                interval: Duration::from_millis(100),
+                interval: options.race_check_interval,
                 ..RaceRepairConfig::default()
             },
             rate_limits: options.rate_limits,
