@@ -41,6 +41,16 @@ pub(super) const COPIES: [(&str, &str); 3] = [
     ("conversions_by_affiliate", "commission_amount"),
 ];
 
+/// A DELETE condition for the rows of `latest`'s conversion in another monthly partition
+/// than `latest`'s: merges never collapse those into it.
+pub(super) fn rows_in_other_months(latest: &ConversionRow) -> String {
+    format!(
+        "(conversion_id = '{}' AND toYYYYMM(created_at) != toYYYYMM(toDateTime({})))",
+        latest.conversion_id,
+        latest.created_at.unix_timestamp()
+    )
+}
+
 /// The copy sorted by status, deleted from by a repair with the others.
 pub(super) const STATUS_COPY: &str = "conversions_by_status";
 
@@ -204,13 +214,7 @@ impl Store {
                     .iter()
                     .any(|p| p.table == "conversions" && p.conversion_id == row.conversion_id)
             })
-            .map(|row| {
-                format!(
-                    "(conversion_id = '{}' AND toYYYYMM(created_at) != toYYYYMM(toDateTime({})))",
-                    row.conversion_id,
-                    row.created_at.unix_timestamp()
-                )
-            })
+            .map(rows_in_other_months)
             .collect();
         if !older.is_empty() {
             let delete = format!("DELETE WHERE {}", older.join(" OR "));

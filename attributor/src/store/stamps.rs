@@ -5,7 +5,7 @@ use clickhouse::Row;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::check::{COPIES, STATUS_COPY};
+use super::check::{COPIES, STATUS_COPY, rows_in_other_months};
 use super::deadline::Exchange;
 use super::rows::{CommissionRow, ConversionRow};
 use super::{Store, StoreError};
@@ -237,13 +237,7 @@ impl Store {
                         })
                 })
             })
-            .map(|row| {
-                format!(
-                    "(conversion_id = '{}' AND toYYYYMM(created_at) != toYYYYMM(toDateTime({})))",
-                    row.conversion_id,
-                    row.created_at.unix_timestamp()
-                )
-            })
+            .map(rows_in_other_months)
             .collect();
         // On a cluster, mutations run on the local tables (ON CLUSTER).
         let copies = COPIES.map(|(table, _)| table);
