@@ -165,8 +165,9 @@ impl Store {
     }
 
     /// Mends `problems`: deletes every derived row of the conversions concerned (and the
-    /// rows of a conversion in `conversions` in another partition than its latest), waits for the deletes, then writes each
-    /// conversion's latest row again. Returns how many conversions were rewritten.
+    /// rows of a conversion in `conversions` in another partition than its latest), waits
+    /// for the deletes, then writes each conversion's latest row again. Returns how many
+    /// conversions were rewritten.
     pub async fn repair(&self, problems: &[Problem]) -> Result<usize, StoreError> {
         let mut ids: Vec<&str> = problems.iter().map(|p| p.conversion_id.as_str()).collect();
         ids.sort_unstable();
@@ -181,12 +182,7 @@ impl Store {
             .map(|id| format!("'{}'", id.replace('\'', "")))
             .collect::<Vec<_>>()
             .join(",");
-        let latest: Vec<ConversionRow> = self
-            .bulk_rows(&format!(
-                "SELECT ?fields FROM conversions FINAL WHERE conversion_id IN ({list}) \
-                 ORDER BY conversion_id, version"
-            ))
-            .await?;
+        let newest = self.latest_rows(&list).await?;
         // On a cluster, mutations run on the local tables (ON CLUSTER), not the Distributed
         // ones, which ClickHouse refuses to mutate. The status copy is not checked (its
         // tombstones make counting it a different question) but is mended with the rest:
@@ -198,13 +194,6 @@ impl Store {
         {
             let delete = format!("DELETE WHERE conversion_id IN ({list})");
             self.mutate(&self.alter_local(table, &delete)).await?;
-        }
-        let mut newest: Vec<ConversionRow> = Vec::new();
-        for row in latest {
-            match newest.last_mut() {
-                Some(last) if last.conversion_id == row.conversion_id => *last = row,
-                _ => newest.push(row),
-            }
         }
         // A conversion with rows in two partitions keeps the newest's.
         let older: Vec<String> = newest
@@ -229,6 +218,27 @@ impl Store {
         self.insert_rows("commissions", &commissions).await?;
         self.insert_rows("conversions", &newest).await?;
         Ok(newest.len())
+    }
+
+    /// The latest row of each conversion in `list` (quoted ids, comma-separated), one per
+    /// conversion, in id order.
+    pub(super) async fn latest_rows(&self, list: &str) -> Result<Vec<ConversionRow>, StoreError> {
+        let rows: Vec<ConversionRow> = self
+            .bulk_rows(&format!(
+                "SELECT ?fields FROM conversions FINAL WHERE conversion_id IN ({list}) \
+                 ORDER BY conversion_id, version"
+            ))
+            .await?;
+        // Should FINAL keep a row per partition (servers may be set not to merge across
+        // them), the higher version is the latest.
+        let mut latest: Vec<ConversionRow> = Vec::with_capacity(rows.len());
+        for row in rows {
+            match latest.last_mut() {
+                Some(last) if last.conversion_id == row.conversion_id => *last = row,
+                _ => latest.push(row),
+            }
+        }
+        Ok(latest)
     }
 
     pub(super) async fn bulk_rows<R>(&self, sql: &str) -> Result<Vec<R>, StoreError>

@@ -190,25 +190,11 @@ impl Store {
             return Ok(0);
         }
         // Parsed ids: hex with a prefix.
-        let ids: Vec<String> = races
+        let list: Vec<String> = races
             .iter()
             .map(|race| format!("'{}'", race.conversion))
             .collect();
-        let rows: Vec<ConversionRow> = self
-            .bulk_rows(&format!(
-                "SELECT ?fields FROM conversions FINAL WHERE conversion_id IN ({}) \
-                 ORDER BY conversion_id, version",
-                ids.join(", ")
-            ))
-            .await?;
-        // Latest rows in two partitions: the higher version survives.
-        let mut survivors: Vec<ConversionRow> = Vec::with_capacity(rows.len());
-        for row in rows {
-            match survivors.last_mut() {
-                Some(last) if last.conversion_id == row.conversion_id => *last = row,
-                _ => survivors.push(row),
-            }
-        }
+        let survivors = self.latest_rows(&list.join(", ")).await?;
         if survivors.is_empty() {
             return Ok(0);
         }

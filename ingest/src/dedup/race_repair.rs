@@ -196,16 +196,21 @@ impl RaceChecks {
         let settled_now = Instant::now();
         self.handled
             .retain(|_, at| settled_now.duration_since(*at) <= self.config.window * 2);
-        for race in races.iter().filter(|race| !left.contains(race)) {
-            if self.handled.contains_key(&handled_key(race)) {
-                continue;
-            }
-            if let Some(stored) = self.store.conversion(&race.conversion).await? {
-                front.refresh(Arc::new(stored)).await;
-            }
-            self.handled.insert(handled_key(race), settled_now);
-            self.metrics.races_found_total.inc();
+        let settled: Vec<&StampRace> = races
+            .iter()
+            .filter(|race| !left.contains(race) && !self.handled.contains_key(&handled_key(race)))
+            .collect();
+        if settled.is_empty() {
+            return Ok(now);
         }
+        let ids: Vec<_> = settled.iter().map(|race| race.conversion.clone()).collect();
+        for stored in self.store.conversions_by_id(&ids).await? {
+            front.refresh(Arc::new(stored)).await;
+        }
+        for race in settled {
+            self.handled.insert(handled_key(race), settled_now);
+        }
+        self.metrics.races_found_total.inc_by(ids.len() as u64);
         Ok(now)
     }
 
