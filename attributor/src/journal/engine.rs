@@ -15,6 +15,16 @@
 //! its files unlinked. How far shipping got is kept in `shipped` beside the segments, so a
 //! restart does not ship again what the active segment held before (if that note is lost,
 //! the records are shipped again, harmlessly).
+//!
+//! Why a shipped segment's log is kept as the next one's (as PostgreSQL recycles its WAL
+//! files): a commit that lengthens a file must also commit the file's new size, and on
+//! ext4 that is a filesystem journal commit shared with every other file being created or
+//! grown, ClickHouse's parts included; a commit into blocks the file already has is a
+//! data write and a cache flush. Measured beside a service taking 5,000 conversions a
+//! second, an 8 KB fdatasync had a p99 of 4.2-4.6 ms and a maximum of 9-54 ms appending,
+//! and 1.5-1.8 ms and 6-11 ms overwriting. The kept log's header is zeroed (and synced)
+//! first, so SQLite reads it as an empty log; the old frames after the new ones carry the
+//! old log's salts, which is how SQLite itself tells a reused log's stale frames.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -35,6 +45,8 @@ const SEGMENT_MAX_AGE: Duration = Duration::from_secs(30);
 /// How long a connection waits for another's lock before the statement fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const SHIPPED_FILE: &str = "shipped";
+/// A shipped segment's write-ahead log, header zeroed, waiting to be the next one's.
+const SPARE_LOG: &str = "spare.sqlite-wal";
 const PREFIX: &str = "segment-";
 const SUFFIX: &str = ".sqlite";
 
@@ -46,6 +58,9 @@ pub(super) struct Engine {
     active: Mutex<Option<Active>>,
     /// The last sequence number ClickHouse has.
     shipped_through: AtomicU64,
+    /// Record bytes past which appends move to a new segment (`SEGMENT_BYTES`; smaller in
+    /// tests).
+    segment_bytes: u64,
 }
 
 struct Segment {
@@ -159,8 +174,10 @@ impl Engine {
                 }
                 Err(error) => return Err(error),
             };
+            // Empty too: a segment made just before a stop, or one whose log was being
+            // handed to the next segment (its header already zeroed).
             let last = segment.last_seq.load(Ordering::Acquire);
-            if last != 0 && last <= shipped_through {
+            if last <= shipped_through {
                 remove_files(&path);
                 continue;
             }
@@ -174,6 +191,7 @@ impl Engine {
             segments: Mutex::new(segments),
             active: Mutex::new(None),
             shipped_through: AtomicU64::new(shipped_through),
+            segment_bytes: SEGMENT_BYTES,
         };
         Ok((engine, report))
     }
@@ -208,7 +226,7 @@ impl Engine {
     /// shipper removes this one once it has shipped it.
     fn should_rotate(&self, active: &Active) -> bool {
         let last = active.segment.last_seq.load(Ordering::Acquire);
-        active.bytes >= SEGMENT_BYTES
+        active.bytes >= self.segment_bytes
             || (last != 0
                 && last <= self.shipped_through.load(Ordering::Acquire)
                 && active.opened.elapsed() >= SEGMENT_MAX_AGE)
@@ -216,6 +234,7 @@ impl Engine {
 
     fn new_segment(&self, first_seq: u64) -> Result<Active, EngineError> {
         let path = self.dir.join(format!("{PREFIX}{first_seq:020}{SUFFIX}"));
+        self.take_spare_log(&path)?;
         let writer = segment_writer(&path)?;
         let segment = Arc::new(Segment::open(&path)?);
         self.segments.lock().insert(first_seq, Arc::clone(&segment));
@@ -292,11 +311,61 @@ impl Engine {
         for first in done {
             if let Some(segment) = segments.remove(&first) {
                 let path = segment.path.clone();
+                // Out of the map, nothing can take a new reference; with none left, no
+                // reader can see the log change under it.
+                let unread = Arc::strong_count(&segment) == 1;
                 drop(segment);
+                if unread {
+                    self.keep_log_as_spare(&path);
+                }
                 remove_files(&path);
             }
         }
         Ok(())
+    }
+
+    /// Keeps a shipped segment's log for the next segment, unless one is kept already.
+    /// Best effort: a log that cannot be kept is removed with its segment.
+    fn keep_log_as_spare(&self, segment: &Path) {
+        let spare = self.dir.join(SPARE_LOG);
+        if spare.exists() {
+            return;
+        }
+        let log = wal_path(segment);
+        // Synced before the rename: a kept log must never be read as holding records.
+        let zeroed = fs::OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .and_then(|file| {
+                use std::os::unix::fs::FileExt;
+                file.write_all_at(&[0u8; WAL_HEADER_BYTES], 0)?;
+                file.sync_data()
+            });
+        if let Err(error) = zeroed.and_then(|()| fs::rename(&log, &spare)) {
+            tracing::debug!(path = %log.display(), %error, "could not keep a shipped journal log for reuse");
+        }
+    }
+
+    /// Gives the new segment at `path` the kept log, if there is one. The database file is
+    /// made and put in WAL mode first: SQLite deletes a log it finds beside an empty file.
+    fn take_spare_log(&self, path: &Path) -> Result<(), EngineError> {
+        let spare = self.dir.join(SPARE_LOG);
+        if !spare.exists() {
+            return Ok(());
+        }
+        let database = connect(path)?;
+        database.pragma_update(None, "journal_mode", "WAL")?;
+        drop(database);
+        if let Err(error) = fs::rename(&spare, wal_path(path)) {
+            tracing::debug!(path = %spare.display(), %error, "could not reuse a kept journal log");
+            return Ok(());
+        }
+        // The log's first commit will not sync its new name (the file does not grow, so
+        // fdatasync writes no metadata): the directory is synced here, or a power cut could
+        // leave acknowledged records in a file no longer called a segment.
+        fs::File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io(&self.dir))
     }
 
     /// The lowest sequence number new records may take: above everything shipped, so that
@@ -311,6 +380,7 @@ impl Engine {
             .lock()
             .values()
             .flat_map(|segment| [segment.path.clone(), wal_path(&segment.path)])
+            .chain([self.dir.join(SPARE_LOG)])
             .filter_map(|path| fs::metadata(path).ok())
             .map(|metadata| metadata.len())
             .sum()
@@ -516,18 +586,23 @@ struct WalShape {
     torn_bytes: u64,
 }
 
-/// A write-ahead log is a 32-byte header and frames of 24 bytes plus a page; a length off
-/// that grid means the last frame was cut short by a crash.
+/// Bytes of a write-ahead log's header; zeroed, the log reads as empty.
+const WAL_HEADER_BYTES: usize = 32;
+
+/// A write-ahead log is a 32-byte header and frames of 24 bytes plus a page. The frames
+/// written since the header carry its two salts; a reused log's older frames do not, and
+/// end the count. A length off the frame grid after the last of them means the last frame
+/// was cut short by a crash.
 fn wal_shape(path: &Path) -> WalShape {
-    use std::io::Read;
-    const HEADER: u64 = 32;
+    use std::os::unix::fs::FileExt;
     const FRAME_HEADER: u64 = 24;
-    let Ok(mut file) = fs::File::open(wal_path(path)) else {
+    const HEADER: u64 = WAL_HEADER_BYTES as u64;
+    let Ok(file) = fs::File::open(wal_path(path)) else {
         return WalShape::default();
     };
     let length = file.metadata().map_or(0, |metadata| metadata.len());
-    let mut header = [0u8; HEADER as usize];
-    if length < HEADER || file.read_exact(&mut header).is_err() {
+    let mut header = [0u8; WAL_HEADER_BYTES];
+    if length < HEADER || file.read_exact_at(&mut header, 0).is_err() {
         return WalShape {
             frames: 0,
             torn_bytes: length,
@@ -539,10 +614,24 @@ fn wal_shape(path: &Path) -> WalShape {
     if page_size == 0 {
         return WalShape::default();
     }
+    let salts = &header[16..24];
     let frame = FRAME_HEADER + page_size;
+    let mut frames = 0;
+    let mut offset = HEADER;
+    let mut frame_header = [0u8; FRAME_HEADER as usize];
+    while offset + frame <= length {
+        if file.read_exact_at(&mut frame_header, offset).is_err() || &frame_header[8..16] != salts {
+            return WalShape {
+                frames,
+                torn_bytes: 0,
+            };
+        }
+        frames += 1;
+        offset += frame;
+    }
     WalShape {
-        frames: (length - HEADER) / frame,
-        torn_bytes: (length - HEADER) % frame,
+        frames,
+        torn_bytes: length - offset,
     }
 }
 
@@ -559,4 +648,98 @@ fn set_aside(path: &Path) -> Result<PathBuf, EngineError> {
     }
     let _ = fs::remove_file(shm_path(path));
     Ok(aside)
+}
+
+#[cfg(test)]
+mod recycling_tests {
+    use super::*;
+
+    fn open(dir: &Path) -> (Engine, OpenReport, Vec<(u64, Vec<u8>)>) {
+        let mut records = Vec::new();
+        let (mut engine, report) =
+            Engine::open(dir, |seq, value| records.push((seq, value.to_vec()))).unwrap();
+        // Every append after the first opens a new segment.
+        engine.segment_bytes = 1;
+        (engine, report, records)
+    }
+
+    fn scan(engine: &Engine, first: u64, last: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut found = Vec::new();
+        engine
+            .scan(first, last, 100, |seq, value| {
+                found.push((seq, value.to_vec()))
+            })
+            .unwrap();
+        found
+    }
+
+    #[test]
+    fn a_shipped_segments_log_is_reused_and_its_records_never_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = vec![7u8; 64 * 1024];
+        let (engine, _, _) = open(dir.path());
+        engine.append(1, [big.as_slice()]).unwrap();
+        engine.append(2, [b"second".as_slice()]).unwrap();
+        let first_log = fs::metadata(wal_path(
+            &dir.path().join(format!("{PREFIX}{:020}{SUFFIX}", 1)),
+        ))
+        .unwrap()
+        .len();
+        engine.release_through(1).unwrap();
+        let spare = dir.path().join(SPARE_LOG);
+        assert!(spare.exists(), "the shipped segment's log is kept");
+
+        engine.append(3, [b"third".as_slice()]).unwrap();
+        assert!(!spare.exists(), "the next segment took the kept log");
+        let third = dir.path().join(format!("{PREFIX}{:020}{SUFFIX}", 3));
+        let reused = fs::metadata(wal_path(&third)).unwrap().len();
+        assert_eq!(
+            reused, first_log,
+            "the new records were written into the old blocks"
+        );
+        assert!(
+            wal_shape(&third).frames * 4_000 < reused,
+            "the old frames are still on disk behind the new ones"
+        );
+        assert_eq!(
+            scan(&engine, 1, 3),
+            [(2, b"second".to_vec()), (3, b"third".to_vec())]
+        );
+        drop(engine);
+
+        let (engine, report, records) = open(dir.path());
+        assert_eq!(records, [(2, b"second".to_vec()), (3, b"third".to_vec())]);
+        assert!(
+            report.discarded_frames.is_empty(),
+            "an old log's frames are not damage: {:?}",
+            report.discarded_frames
+        );
+        assert_eq!(report.torn_tail_bytes, None);
+        assert_eq!(scan(&engine, 1, 3).len(), 2);
+    }
+
+    #[test]
+    fn a_segment_left_empty_by_a_stop_mid_hand_over_is_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _, _) = open(dir.path());
+        engine.append(1, [b"first".as_slice()]).unwrap();
+        engine.append(2, [b"second".as_slice()]).unwrap();
+        engine.release_through(2).unwrap();
+        drop(engine);
+        // The stop came after the active segment's header was zeroed for reuse.
+        let second = dir.path().join(format!("{PREFIX}{:020}{SUFFIX}", 2));
+        let log = fs::OpenOptions::new()
+            .write(true)
+            .open(wal_path(&second))
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&log, &[0u8; WAL_HEADER_BYTES], 0).unwrap();
+        drop(log);
+
+        let (engine, report, records) = open(dir.path());
+        assert!(records.is_empty());
+        assert!(report.discarded_frames.is_empty());
+        assert!(!second.exists(), "the empty segment is gone");
+        engine.append(3, [b"third".as_slice()]).unwrap();
+        assert_eq!(scan(&engine, 1, 3), [(3, b"third".to_vec())]);
+    }
 }
