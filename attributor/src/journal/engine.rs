@@ -45,8 +45,8 @@ const SEGMENT_MAX_AGE: Duration = Duration::from_secs(30);
 /// How long a connection waits for another's lock before the statement fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const SHIPPED_FILE: &str = "shipped";
-/// A shipped segment's write-ahead log, header zeroed, waiting to be the next one's.
-const SPARE_LOG: &str = "spare.sqlite-wal";
+/// The next segment, prepared in a shipped segment's write-ahead log (`spare.sqlite-wal`).
+const SPARE: &str = "spare.sqlite";
 const PREFIX: &str = "segment-";
 const SUFFIX: &str = ".sqlite";
 
@@ -61,6 +61,8 @@ pub(super) struct Engine {
     /// Record bytes past which appends move to a new segment (`SEGMENT_BYTES`; smaller in
     /// tests).
     segment_bytes: u64,
+    /// Held while the spare segment is prepared: a rotation never takes one half made.
+    spare: Mutex<()>,
 }
 
 struct Segment {
@@ -133,6 +135,9 @@ impl Engine {
         mut each: impl FnMut(u64, &[u8]),
     ) -> Result<(Engine, OpenReport), EngineError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
+        // A prepared segment is only a head start; one a stop interrupted is not worth
+        // judging.
+        remove_files(&dir.join(SPARE));
         let shipped_through = read_shipped(dir);
         let mut report = OpenReport::default();
         let mut segments = BTreeMap::new();
@@ -192,6 +197,7 @@ impl Engine {
             active: Mutex::new(None),
             shipped_through: AtomicU64::new(shipped_through),
             segment_bytes: SEGMENT_BYTES,
+            spare: Mutex::new(()),
         };
         Ok((engine, report))
     }
@@ -234,7 +240,7 @@ impl Engine {
 
     fn new_segment(&self, first_seq: u64) -> Result<Active, EngineError> {
         let path = self.dir.join(format!("{PREFIX}{first_seq:020}{SUFFIX}"));
-        self.take_spare_log(&path)?;
+        self.take_spare(&path)?;
         let writer = segment_writer(&path)?;
         let segment = Arc::new(Segment::open(&path)?);
         self.segments.lock().insert(first_seq, Arc::clone(&segment));
@@ -297,68 +303,97 @@ impl Engine {
         self.shipped_through.fetch_max(last, Ordering::AcqRel);
         write_shipped(&self.dir, last)?;
         let active_first = self.active.lock().as_ref().map(|a| a.segment.path.clone());
-        let mut segments = self.segments.lock();
-        let done: Vec<u64> = segments
-            .iter()
-            .filter(|(_, segment)| {
-                let segment_last = segment.last_seq.load(Ordering::Acquire);
-                segment_last != 0
-                    && segment_last <= last
-                    && active_first.as_ref() != Some(&segment.path)
-            })
-            .map(|(first, _)| *first)
-            .collect();
-        for first in done {
-            if let Some(segment) = segments.remove(&first) {
-                let path = segment.path.clone();
-                // Out of the map, nothing can take a new reference; with none left, no
-                // reader can see the log change under it.
-                let unread = Arc::strong_count(&segment) == 1;
-                drop(segment);
-                if unread {
-                    self.keep_log_as_spare(&path);
-                }
-                remove_files(&path);
+        let removed: Vec<Arc<Segment>> = {
+            let mut segments = self.segments.lock();
+            let done: Vec<u64> = segments
+                .iter()
+                .filter(|(_, segment)| {
+                    let segment_last = segment.last_seq.load(Ordering::Acquire);
+                    segment_last != 0
+                        && segment_last <= last
+                        && active_first.as_ref() != Some(&segment.path)
+                })
+                .map(|(first, _)| *first)
+                .collect();
+            done.iter()
+                .filter_map(|first| segments.remove(first))
+                .collect()
+        };
+        // Outside the lock, which a rotation takes: preparing a segment waits on the disk.
+        for segment in removed {
+            let path = segment.path.clone();
+            // Out of the map, nothing can take a new reference; with none left, no reader
+            // can see the log change under it.
+            let unread = Arc::strong_count(&segment) == 1;
+            drop(segment);
+            if unread {
+                self.prepare_spare(&path);
             }
+            remove_files(&path);
         }
         Ok(())
     }
 
-    /// Keeps a shipped segment's log for the next segment, unless one is kept already.
+    /// Prepares the next segment from a shipped one's log, unless one is prepared already:
+    /// its database file, and the log with its header zeroed (and synced: a kept log must
+    /// never be read as holding records) and the records table written into it. Done here,
+    /// on the shipper's thread, because making files and their first commits each wait for
+    /// a filesystem-journal commit: done at rotation, they held every append 50-100 ms.
     /// Best effort: a log that cannot be kept is removed with its segment.
-    fn keep_log_as_spare(&self, segment: &Path) {
-        let spare = self.dir.join(SPARE_LOG);
+    fn prepare_spare(&self, segment: &Path) {
+        let _preparing = self.spare.lock();
+        let spare = self.dir.join(SPARE);
         if spare.exists() {
             return;
         }
-        let log = wal_path(segment);
-        // Synced before the rename: a kept log must never be read as holding records.
-        let zeroed = fs::OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .and_then(|file| {
-                use std::os::unix::fs::FileExt;
-                file.write_all_at(&[0u8; WAL_HEADER_BYTES], 0)?;
-                file.sync_data()
-            });
-        if let Err(error) = zeroed.and_then(|()| fs::rename(&log, &spare)) {
-            tracing::debug!(path = %log.display(), %error, "could not keep a shipped journal log for reuse");
+        let prepared = (|| {
+            // SQLite deletes a log it finds beside an empty file: the file comes first.
+            let database = connect(&spare)?;
+            database.pragma_update(None, "journal_mode", "WAL")?;
+            drop(database);
+            let log = wal_path(segment);
+            let zeroed = fs::OpenOptions::new()
+                .write(true)
+                .open(&log)
+                .and_then(|file| {
+                    use std::os::unix::fs::FileExt;
+                    file.write_all_at(&[0u8; WAL_HEADER_BYTES], 0)?;
+                    file.sync_data()
+                });
+            zeroed
+                .and_then(|()| fs::rename(&log, wal_path(&spare)))
+                .map_err(io(&log))?;
+            drop(segment_writer(&spare)?);
+            Ok::<_, EngineError>(())
+        })();
+        if let Err(error) = prepared {
+            tracing::debug!(%error, "could not prepare the next journal segment");
+            remove_files(&spare);
         }
     }
 
-    /// Gives the new segment at `path` the kept log, if there is one. The database file is
-    /// made and put in WAL mode first: SQLite deletes a log it finds beside an empty file.
-    fn take_spare_log(&self, path: &Path) -> Result<(), EngineError> {
-        let spare = self.dir.join(SPARE_LOG);
-        if !spare.exists() {
+    /// Moves the prepared segment, if there is one, to `path`. The database file moves
+    /// first: a stop between the two leaves an empty segment, removed at start.
+    fn take_spare(&self, path: &Path) -> Result<(), EngineError> {
+        // One being prepared is left for the next rotation rather than waited for.
+        let Some(_prepared) = self.spare.try_lock() else {
+            return Ok(());
+        };
+        let spare = self.dir.join(SPARE);
+        if !spare.exists() || !wal_path(&spare).exists() {
             return Ok(());
         }
-        let database = connect(path)?;
-        database.pragma_update(None, "journal_mode", "WAL")?;
-        drop(database);
-        if let Err(error) = fs::rename(&spare, wal_path(path)) {
-            tracing::debug!(path = %spare.display(), %error, "could not reuse a kept journal log");
-            return Ok(());
+        let _ = fs::remove_file(shm_path(&spare));
+        for (from, to) in [
+            (spare.clone(), path.to_owned()),
+            (wal_path(&spare), wal_path(path)),
+        ] {
+            if let Err(error) = fs::rename(&from, &to) {
+                tracing::debug!(path = %from.display(), %error, "could not take the prepared journal segment");
+                remove_files(path);
+                remove_files(&spare);
+                return Ok(());
+            }
         }
         // The log's first commit will not sync its new name (the file does not grow, so
         // fdatasync writes no metadata): the directory is synced here, or a power cut could
@@ -380,7 +415,7 @@ impl Engine {
             .lock()
             .values()
             .flat_map(|segment| [segment.path.clone(), wal_path(&segment.path)])
-            .chain([self.dir.join(SPARE_LOG)])
+            .chain([self.dir.join(SPARE), wal_path(&self.dir.join(SPARE))])
             .filter_map(|path| fs::metadata(path).ok())
             .map(|metadata| metadata.len())
             .sum()
@@ -686,7 +721,7 @@ mod recycling_tests {
         .unwrap()
         .len();
         engine.release_through(1).unwrap();
-        let spare = dir.path().join(SPARE_LOG);
+        let spare = wal_path(&dir.path().join(SPARE));
         assert!(spare.exists(), "the shipped segment's log is kept");
 
         engine.append(3, [b"third".as_slice()]).unwrap();
@@ -741,5 +776,24 @@ mod recycling_tests {
         assert!(!second.exists(), "the empty segment is gone");
         engine.append(3, [b"third".as_slice()]).unwrap();
         assert_eq!(scan(&engine, 1, 3), [(3, b"third".to_vec())]);
+    }
+
+    #[test]
+    fn a_spare_left_by_a_stop_is_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _, _) = open(dir.path());
+        engine.append(1, [b"first".as_slice()]).unwrap();
+        engine.append(2, [b"second".as_slice()]).unwrap();
+        engine.release_through(1).unwrap();
+        let spare = dir.path().join(SPARE);
+        assert!(spare.exists() && wal_path(&spare).exists());
+        drop(engine);
+
+        let (engine, report, records) = open(dir.path());
+        assert!(!spare.exists() && !wal_path(&spare).exists());
+        assert_eq!(records, [(2, b"second".to_vec())]);
+        assert!(report.discarded_frames.is_empty());
+        engine.append(3, [b"third".as_slice()]).unwrap();
+        assert_eq!(scan(&engine, 2, 3).len(), 2);
     }
 }
