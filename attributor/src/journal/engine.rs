@@ -239,7 +239,7 @@ impl Engine {
     }
 
     fn new_segment(&self, first_seq: u64) -> Result<Active, EngineError> {
-        let path = self.dir.join(format!("{PREFIX}{first_seq:020}{SUFFIX}"));
+        let path = segment_path(&self.dir, first_seq);
         self.take_spare(&path)?;
         let writer = segment_writer(&path)?;
         let segment = Arc::new(Segment::open(&path)?);
@@ -352,15 +352,7 @@ impl Engine {
             database.pragma_update(None, "journal_mode", "WAL")?;
             drop(database);
             let log = wal_path(segment);
-            let zeroed = fs::OpenOptions::new()
-                .write(true)
-                .open(&log)
-                .and_then(|file| {
-                    use std::os::unix::fs::FileExt;
-                    file.write_all_at(&[0u8; WAL_HEADER_BYTES], 0)?;
-                    file.sync_data()
-                });
-            zeroed
+            zero_header(&log)
                 .and_then(|()| fs::rename(&log, wal_path(&spare)))
                 .map_err(io(&log))?;
             drop(segment_writer(&spare)?);
@@ -592,6 +584,10 @@ fn seq_from(seq: i64) -> u64 {
     u64::try_from(seq).unwrap_or(0)
 }
 
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{PREFIX}{first_seq:020}{SUFFIX}"))
+}
+
 fn wal_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push("-wal");
@@ -623,6 +619,14 @@ struct WalShape {
 
 /// Bytes of a write-ahead log's header; zeroed, the log reads as empty.
 const WAL_HEADER_BYTES: usize = 32;
+
+/// Makes the write-ahead log at `log` read as empty, durably.
+fn zero_header(log: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = fs::OpenOptions::new().write(true).open(log)?;
+    file.write_all_at(&[0u8; WAL_HEADER_BYTES], 0)?;
+    file.sync_data()
+}
 
 /// A write-ahead log is a 32-byte header and frames of 24 bytes plus a page. The frames
 /// written since the header carry its two salts; a reused log's older frames do not, and
@@ -698,6 +702,16 @@ mod recycling_tests {
         (engine, report, records)
     }
 
+    /// Record 1 (`first`) in one segment and record 2 (`second`) in the next, shipped
+    /// through `shipped`.
+    fn two_segments(dir: &Path, first: &[u8], shipped: u64) -> Engine {
+        let (engine, _, _) = open(dir);
+        engine.append(1, [first]).unwrap();
+        engine.append(2, [b"second".as_slice()]).unwrap();
+        engine.release_through(shipped).unwrap();
+        engine
+    }
+
     fn scan(engine: &Engine, first: u64, last: u64) -> Vec<(u64, Vec<u8>)> {
         let mut found = Vec::new();
         engine
@@ -712,21 +726,18 @@ mod recycling_tests {
     fn a_shipped_segments_log_is_reused_and_its_records_never_come_back() {
         let dir = tempfile::tempdir().unwrap();
         let big = vec![7u8; 64 * 1024];
-        let (engine, _, _) = open(dir.path());
-        engine.append(1, [big.as_slice()]).unwrap();
-        engine.append(2, [b"second".as_slice()]).unwrap();
-        let first_log = fs::metadata(wal_path(
-            &dir.path().join(format!("{PREFIX}{:020}{SUFFIX}", 1)),
-        ))
-        .unwrap()
-        .len();
-        engine.release_through(1).unwrap();
+        let engine = two_segments(dir.path(), &big, 1);
         let spare = wal_path(&dir.path().join(SPARE));
         assert!(spare.exists(), "the shipped segment's log is kept");
+        let first_log = fs::metadata(&spare).unwrap().len();
+        assert!(
+            first_log > big.len() as u64,
+            "it is the first segment's whole log"
+        );
 
         engine.append(3, [b"third".as_slice()]).unwrap();
         assert!(!spare.exists(), "the next segment took the kept log");
-        let third = dir.path().join(format!("{PREFIX}{:020}{SUFFIX}", 3));
+        let third = segment_path(dir.path(), 3);
         let reused = fs::metadata(wal_path(&third)).unwrap().len();
         assert_eq!(
             reused, first_log,
@@ -756,19 +767,10 @@ mod recycling_tests {
     #[test]
     fn a_segment_left_empty_by_a_stop_mid_hand_over_is_removed_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let (engine, _, _) = open(dir.path());
-        engine.append(1, [b"first".as_slice()]).unwrap();
-        engine.append(2, [b"second".as_slice()]).unwrap();
-        engine.release_through(2).unwrap();
-        drop(engine);
+        drop(two_segments(dir.path(), b"first", 2));
         // The stop came after the active segment's header was zeroed for reuse.
-        let second = dir.path().join(format!("{PREFIX}{:020}{SUFFIX}", 2));
-        let log = fs::OpenOptions::new()
-            .write(true)
-            .open(wal_path(&second))
-            .unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&log, &[0u8; WAL_HEADER_BYTES], 0).unwrap();
-        drop(log);
+        let second = segment_path(dir.path(), 2);
+        zero_header(&wal_path(&second)).unwrap();
 
         let (engine, report, records) = open(dir.path());
         assert!(records.is_empty());
@@ -781,10 +783,7 @@ mod recycling_tests {
     #[test]
     fn a_spare_left_by_a_stop_is_removed_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let (engine, _, _) = open(dir.path());
-        engine.append(1, [b"first".as_slice()]).unwrap();
-        engine.append(2, [b"second".as_slice()]).unwrap();
-        engine.release_through(1).unwrap();
+        let engine = two_segments(dir.path(), b"first", 1);
         let spare = dir.path().join(SPARE);
         assert!(spare.exists() && wal_path(&spare).exists());
         drop(engine);
